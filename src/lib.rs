@@ -1,0 +1,10 @@
+//! grpc-conform: a cross-language gRPC conformance and interop test kit.
+//!
+//! The pipeline, one module a stage: fixture (parse) → plan (select, expand)
+//! → drive (talk to the target) → transcript (what was seen, normalised) →
+//! snapshot (compare, write) → report (human, JSON, JUnit). The reference
+//! server of the contract is [`reference`].
+
+pub mod cli;
+pub mod proto;
+pub mod reference;
