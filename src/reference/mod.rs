@@ -15,3 +15,4 @@ pub mod services;
 
 pub use call::{CallCtx, CallRegistry};
 pub use config::{Encoding, PingPolicy, ReferenceConfig, ServerKeepalive};
+pub use server::{ReferenceServer, ServeError};
