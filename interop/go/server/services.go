@@ -1,0 +1,266 @@
+package main
+
+// The contract's methods (CONTRACT.md section 2), each following the control
+// headers of section 3 through *control.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"conform/pb"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// greeter serves Greeter: one method per RPC mode.
+type greeter struct {
+	pb.UnimplementedGreeterServer
+}
+
+func (greeter) SayHello(ctx context.Context, req *pb.HelloRequest) (*pb.HelloReply, error) {
+	ctl, err := readControl(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctl.beforeResponse(ctx, 0); err != nil {
+		return nil, err
+	}
+	return &pb.HelloReply{Message: "Hello " + req.Name}, nil
+}
+
+func (greeter) ServerStream(req *pb.StreamRequestData, stream pb.Greeter_ServerStreamServer) error {
+	ctx := stream.Context()
+	ctl, err := readControl(ctx)
+	if err != nil {
+		return err
+	}
+	n := ctl.count(3)
+	for i := 0; i < n; i++ {
+		if err := ctl.beforeResponse(ctx, i); err != nil {
+			return err
+		}
+		if err := stream.Send(&pb.StreamResponseData{Data: fmt.Sprintf("%s-%d", req.Data, i+1)}); err != nil {
+			return err
+		}
+	}
+	return ctl.failIfDue(n)
+}
+
+func (greeter) ClientStream(stream pb.Greeter_ClientStreamServer) error {
+	ctx := stream.Context()
+	ctl, err := readControl(ctx)
+	if err != nil {
+		return err
+	}
+	var data []string
+	for !ctl.closesAfter(len(data)) {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		data = append(data, req.Data)
+	}
+	return sendOne(ctx, ctl, func() error {
+		return stream.SendAndClose(&pb.StreamResponseData{Data: strings.Join(data, ",")})
+	})
+}
+
+func (greeter) AllStream(stream pb.Greeter_AllStreamServer) error {
+	return echoEach(stream.Context(), func() (func() error, error) {
+		req, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return func() error { return stream.Send(&pb.StreamResponseData{Data: "echo: " + req.Data}) }, nil
+	})
+}
+
+// chat serves ChatService.
+type chat struct {
+	pb.UnimplementedChatServiceServer
+}
+
+func (chat) ChatStream(stream pb.ChatService_ChatStreamServer) error {
+	return echoEach(stream.Context(), func() (func() error, error) {
+		req, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			// The timestamp is taken when the answer goes out, after pacing.
+			return stream.Send(&pb.Message{User: "server", Content: "echo: " + req.Content, Timestamp: time.Now().Unix()})
+		}, nil
+	})
+}
+
+// echoEach runs a full-duplex echo: recv reads one request and returns what
+// sends its answer, which goes out at once, in its slot. The call ends with
+// OK at the half-close (recv's io.EOF) or after
+// x-conform-close-after-requests requests, without reading further.
+func echoEach(ctx context.Context, recv func() (func() error, error)) error {
+	ctl, err := readControl(ctx)
+	if err != nil {
+		return err
+	}
+	read := 0
+	for !ctl.closesAfter(read) {
+		answer, err := recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		read++
+		if err := ctl.beforeResponse(ctx, read-1); err != nil {
+			return err
+		}
+		if err := answer(); err != nil {
+			return err
+		}
+	}
+	return ctl.failIfDue(read)
+}
+
+// sendOne paces and sends the one response of a unary-response method, then
+// ends with the scripted status if fail-after is 1 (grpc-go lets a client
+// stream's handler fail after its response went out).
+func sendOne(ctx context.Context, ctl *control, send func() error) error {
+	if err := ctl.beforeResponse(ctx, 0); err != nil {
+		return err
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	return ctl.failIfDue(1)
+}
+
+// sensors serves SensorService and keeps the last reading per device of every
+// Record that ended OK, for Latest.
+type sensors struct {
+	pb.UnimplementedSensorServiceServer
+	mu     sync.Mutex
+	latest map[string]*pb.SensorData
+}
+
+func newSensors() *sensors {
+	return &sensors{latest: map[string]*pb.SensorData{}}
+}
+
+func (s *sensors) Record(stream pb.SensorService_RecordServer) error {
+	ctx := stream.Context()
+	ctl, err := readControl(ctx)
+	if err != nil {
+		return err
+	}
+	var readings []*pb.SensorData
+	for !ctl.closesAfter(len(readings)) {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if r.DeviceId == "" {
+			return status.Errorf(codes.InvalidArgument, "reading %d has an empty device_id", len(readings))
+		}
+		readings = append(readings, r)
+	}
+	err = sendOne(ctx, ctl, func() error { return stream.SendAndClose(summarise(readings)) })
+	if err == nil {
+		s.store(readings)
+	}
+	return err
+}
+
+// summarise is Record's reply (CONTRACT.md section 2).
+func summarise(readings []*pb.SensorData) *pb.RecordSummary {
+	sum := &pb.RecordSummary{Count: uint32(len(readings))}
+	seen := map[string]bool{}
+	var total float64
+	for i, r := range readings {
+		if i == 0 || r.Temperature < sum.Min {
+			sum.Min = r.Temperature
+		}
+		if i == 0 || r.Temperature > sum.Max {
+			sum.Max = r.Temperature
+		}
+		if i > 0 && r.Timestamp < readings[i-1].Timestamp {
+			sum.OutOfOrder++
+		}
+		if !seen[r.DeviceId] {
+			seen[r.DeviceId] = true
+			sum.DeviceIds = append(sum.DeviceIds, r.DeviceId)
+		}
+		total += float64(r.Temperature)
+	}
+	if len(readings) > 0 {
+		sum.Mean = total / float64(len(readings))
+		sum.FirstTimestamp = readings[0].Timestamp
+		sum.LastTimestamp = readings[len(readings)-1].Timestamp
+	}
+	return sum
+}
+
+func (s *sensors) store(readings []*pb.SensorData) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range readings {
+		s.latest[r.DeviceId] = r
+	}
+}
+
+func (s *sensors) Watch(req *pb.WatchRequest, stream pb.SensorService_WatchServer) error {
+	if req.DeviceId == "" {
+		return status.Error(codes.InvalidArgument, "device_id is empty")
+	}
+	ctx := stream.Context()
+	ctl, err := readControl(ctx)
+	if err != nil {
+		return err
+	}
+	limit := int(req.Limit)
+	if limit == 0 {
+		limit = 3
+	}
+	n := ctl.count(limit)
+	for i := 0; i < n; i++ {
+		if err := ctl.beforeResponse(ctx, i); err != nil {
+			return err
+		}
+		reading := &pb.SensorData{Timestamp: int64(1000 + i), Temperature: 20 + 0.25*float32(i), DeviceId: req.DeviceId}
+		if err := stream.Send(reading); err != nil {
+			return err
+		}
+	}
+	return ctl.failIfDue(n)
+}
+
+func (s *sensors) Latest(ctx context.Context, q *pb.DeviceQuery) (*pb.SensorData, error) {
+	if q.DeviceId == "" {
+		return nil, status.Error(codes.InvalidArgument, "device_id is empty")
+	}
+	ctl, err := readControl(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctl.beforeResponse(ctx, 0); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	r, ok := s.latest[q.DeviceId]
+	s.mu.Unlock()
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no Record stored a reading of device %q", q.DeviceId)
+	}
+	return r, nil
+}
