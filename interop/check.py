@@ -43,6 +43,10 @@ KNOWN = {
     "python": {
         "observer_request_encoding": "grpcio consumes grpc-encoding; handlers never see it",
     },
+    "go": {
+        "observer_completed": "grpc-go runs a unary handler without looking for END_STREAM: "
+                              "half_close_received is false",
+    },
     "node": {},
     "java": {},
 }
