@@ -21,9 +21,10 @@ MAX_KEPT_CALLS = 10_000
 
 def _text(key, value):
     """Metadata value as text; -bin values arrive decoded, so they are put back
-    into base64 (padded) as they travel on the wire."""
+    into base64, unpadded as the gRPC spec asks senders to (the Go peer does
+    the same)."""
     if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
+        return base64.b64encode(value).decode("ascii").rstrip("=")
     return value
 
 

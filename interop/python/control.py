@@ -181,12 +181,12 @@ def contract_call(method):
                 call.state.finish(observer_pb2.COMPLETED, code.value[0])
                 await context.abort(code, fail.message, call.trailers)
             except asyncio.CancelledError:
-                outcome = (
-                    observer_pb2.DEADLINE_EXCEEDED
-                    if call.expired()
-                    else observer_pb2.CANCELLED
-                )
-                call.state.finish(outcome, 0)
+                # The status the client sees for such an ending, as the other
+                # peers record it.
+                if call.expired():
+                    call.state.finish(observer_pb2.DEADLINE_EXCEEDED, grpc.StatusCode.DEADLINE_EXCEEDED.value[0])
+                else:
+                    call.state.finish(observer_pb2.CANCELLED, grpc.StatusCode.CANCELLED.value[0])
                 raise
             except aio.AbortError:
                 raise

@@ -112,7 +112,7 @@ class SensorService(sensor_pb2_grpc.SensorServiceServicer):
             if reading is None:
                 break
             if not reading.device_id:
-                raise Fail(INVALID_ARGUMENT, "device_id must not be empty")
+                raise Fail(INVALID_ARGUMENT, f"reading {len(readings)} has an empty device_id")
             readings.append(reading)
         summary = summarise(readings)
         # Stored only once the call is sure to end OK; a scripted failure
@@ -126,7 +126,7 @@ class SensorService(sensor_pb2_grpc.SensorServiceServicer):
     async def Watch(self, call, request):
         unary_request(call)
         if not request.device_id:
-            raise Fail(INVALID_ARGUMENT, "device_id must not be empty")
+            raise Fail(INVALID_ARGUMENT, "device_id is empty")
         count = request.limit or 3
         if call.response_count is not None:
             count = call.response_count
@@ -141,10 +141,10 @@ class SensorService(sensor_pb2_grpc.SensorServiceServicer):
     async def Latest(self, call, request):
         unary_request(call)
         if not request.device_id:
-            raise Fail(INVALID_ARGUMENT, "device_id must not be empty")
+            raise Fail(INVALID_ARGUMENT, "device_id is empty")
         reading = self.latest.get(request.device_id)
         if reading is None:
-            raise Fail(NOT_FOUND, f"no reading recorded for device {request.device_id}")
+            raise Fail(NOT_FOUND, f'no Record stored a reading of device "{request.device_id}"')
         return reading
 
 
@@ -157,5 +157,5 @@ class Observer(observer_pb2_grpc.ObserverServicer):
         # replace the very call it looks for.
         record = await self.registry.get(request.call_id, request.wait_ms)
         if record is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no call with id {request.call_id}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f'no call carried x-conform-call-id: "{request.call_id}"')
         return record
