@@ -1,0 +1,249 @@
+'use strict';
+// One call as the contract scripts it: the control headers of CONTRACT.md
+// section 3 applied around the handler's reads and writes, the CallRecord kept
+// up to date as it goes (section 4), and grpc-js's four handler shapes wrapped
+// so every method body is a plain async function.
+
+const grpc = require('@grpc/grpc-js');
+const { Outcome } = require('./calls');
+
+// Ends the call with a status of the handler's own.
+class Fail extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// The call was reset or ran out of time; the body stops at its next step.
+class Cancelled extends Error {}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A numeric control header; absent or malformed means not set, so a garbled
+// header leaves the call on its default behaviour.
+function intHeader(metadata, name) {
+  const values = metadata.get(name);
+  if (values.length === 0 || !/^\d+$/.test(String(values[0]).trim())) return null;
+  return Number(String(values[0]).trim());
+}
+
+function textHeader(metadata, name) {
+  const values = metadata.get(name);
+  return values.length === 0 ? null : String(values[0]);
+}
+
+class Call {
+  // stream: grpc-js's call object (ServerUnaryCall, ServerReadableStream, ...).
+  constructor(registry, method, stream) {
+    const md = stream.metadata;
+    this.stream = stream;
+    // grpc-js drops grpc-encoding from the metadata but keeps it on its
+    // internal call object (read-only use; the version is pinned in
+    // package-lock.json).
+    const encoding = (stream.call && stream.call.incomingEncoding) || 'identity';
+    this.state = registry.open(method, md, encoding === 'identity' ? '' : encoding,
+      stream.getDeadline());
+    this.deadline = stream.getDeadline();
+    this.responseCount = intHeader(md, 'x-conform-response-count');
+    this.intervalMs = intHeader(md, 'x-conform-response-interval-ms') || 0;
+    this.delayMs = intHeader(md, 'x-conform-delay-ms') || 0;
+    this.failAfter = intHeader(md, 'x-conform-fail-after');
+    const code = intHeader(md, 'x-conform-fail-code');
+    this.failCode = code === null ? grpc.status.UNKNOWN : code;
+    this.failMessage = textHeader(md, 'x-conform-fail-message') || '';
+    this.closeAfter = intHeader(md, 'x-conform-close-after-requests');
+    this.echoInitial = textHeader(md, 'x-grpc-test-echo-initial');
+    this.trailers = new grpc.Metadata();
+    for (const value of md.get('x-grpc-test-echo-trailing-bin')) {
+      this.trailers.add('x-grpc-test-echo-trailing-bin', value);
+    }
+    this.unaryPrepared = false;
+    this.cancelled = false;
+    this.queue = [];
+    this.ended = false;
+    this.waiter = null;
+    this.whenCancelled = new Promise((resolve) => { this.cancelledNow = resolve; });
+    stream.on('cancelled', () => this.onCancelled());
+  }
+
+  // grpc-js reports the end of every stream as 'cancelled', also after the
+  // handler sent its status; the first ending wins, so only a call still
+  // running becomes CANCELLED, or DEADLINE_EXCEEDED once its deadline passed.
+  onCancelled() {
+    this.cancelled = true;
+    const at = this.deadline instanceof Date ? this.deadline.getTime() : Number(this.deadline);
+    if (Number.isFinite(at) && Date.now() >= at) {
+      this.state.finish(Outcome.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED);
+    } else {
+      this.state.finish(Outcome.CANCELLED, grpc.status.CANCELLED);
+    }
+    this.wake();
+    this.cancelledNow();
+  }
+
+  // What happens before the body: the echoed response header. grpc-js never
+  // compresses responses, so x-conform-response-encoding has no effect.
+  begin() {
+    if (this.echoInitial !== null) {
+      const md = new grpc.Metadata();
+      md.set('x-grpc-test-echo-initial', this.echoInitial);
+      this.stream.sendMetadata(md);
+    }
+  }
+
+  // Reading client streams: each message is taken off the stream one at a time
+  // (the stream is paused between reads, so grpc-js only pulls what the body
+  // asked for plus its own read-ahead).
+  listen() {
+    this.stream.on('data', (message) => {
+      this.queue.push(message);
+      this.stream.pause();
+      this.wake();
+    });
+    this.stream.on('end', () => { this.ended = true; this.wake(); });
+    this.stream.on('error', () => { this.wake(); });
+    this.stream.pause();
+  }
+
+  wake() {
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w();
+    }
+  }
+
+  // The next request, or null at the client's half-close.
+  async read() {
+    for (;;) {
+      if (this.cancelled) throw new Cancelled();
+      if (this.queue.length > 0) {
+        this.state.requestRead();
+        return this.queue.shift();
+      }
+      if (this.ended) {
+        this.state.halfClose();
+        return null;
+      }
+      await new Promise((resolve) => {
+        this.waiter = resolve;
+        this.stream.resume();
+      });
+    }
+  }
+
+  readsExhausted() {
+    return this.closeAfter !== null && this.state.record.requests_received >= this.closeAfter;
+  }
+
+  // Requests until half-close or close-after-requests.
+  async readAll() {
+    const messages = [];
+    while (!this.readsExhausted()) {
+      const message = await this.read();
+      if (message === null) break;
+      messages.push(message);
+    }
+    return messages;
+  }
+
+  // The pause due before the next response, then fail-after: the failure takes
+  // the place of response N+1, after the same pause.
+  async beforeResponse() {
+    const sent = this.state.record.responses_sent;
+    const pause = sent === 0 ? this.delayMs : this.intervalMs;
+    if (pause > 0) await sleep(pause);
+    if (this.cancelled) throw new Cancelled();
+    if (this.failAfter !== null && sent >= this.failAfter) {
+      throw new Fail(this.failCode, this.failMessage);
+    }
+  }
+
+  // beforeResponse for the one response of a unary-response method; a body may
+  // call it early, and the wrapper then does not pause twice.
+  async beforeUnaryResponse() {
+    if (!this.unaryPrepared) {
+      this.unaryPrepared = true;
+      await this.beforeResponse();
+    }
+  }
+
+  // One streamed response, after its pause; waits for the stream to drain so a
+  // slow client holds the body back instead of filling memory.
+  async write(message) {
+    await this.beforeResponse();
+    const flushed = new Promise((resolve) => this.stream.write(message, resolve));
+    this.state.responseSent();
+    // A reset stream never calls back.
+    await Promise.race([flushed, this.whenCancelled]);
+    if (this.cancelled) throw new Cancelled();
+  }
+
+  // The body is about to end OK: fail-after N with exactly N responses sent
+  // ends with the scripted status instead.
+  end() {
+    if (this.failAfter !== null && this.state.record.responses_sent >= this.failAfter) {
+      throw new Fail(this.failCode, this.failMessage);
+    }
+  }
+
+  // The status object grpc-js sends for a failure, trailers included.
+  failure(err) {
+    if (err instanceof Fail) {
+      this.state.finish(Outcome.COMPLETED, err.code);
+      return { code: err.code, details: err.message, metadata: this.trailers };
+    }
+    this.state.finish(Outcome.COMPLETED, grpc.status.UNKNOWN);
+    return { code: grpc.status.UNKNOWN, details: `handler failed: ${err.message}`, metadata: this.trailers };
+  }
+}
+
+// Handlers for the four shapes; body(call, request) for unary requests,
+// body(call) for client streams. Unary responses are returned by the body.
+
+function unaryResponse(registry, method, body, streamingRequest) {
+  return (stream, callback) => {
+    const call = new Call(registry, method, stream);
+    if (streamingRequest) call.listen();
+    (async () => {
+      call.begin();
+      if (!streamingRequest) { call.state.requestRead(); call.state.halfClose(); }
+      const response = await body(call, stream.request);
+      await call.beforeUnaryResponse();
+      call.state.responseSent();
+      call.state.finish(Outcome.COMPLETED, grpc.status.OK);
+      callback(null, response, call.trailers);
+    })().catch((err) => {
+      if (err instanceof Cancelled) return; // grpc-js already ended the call.
+      callback(call.failure(err));
+    });
+  };
+}
+
+function streamResponse(registry, method, body, streamingRequest) {
+  return (stream) => {
+    const call = new Call(registry, method, stream);
+    if (streamingRequest) call.listen();
+    (async () => {
+      call.begin();
+      if (!streamingRequest) { call.state.requestRead(); call.state.halfClose(); }
+      await body(call, stream.request);
+      call.end();
+      call.state.finish(Outcome.COMPLETED, grpc.status.OK);
+      stream.end(call.trailers);
+    })().catch((err) => {
+      if (err instanceof Cancelled) return;
+      // grpc-js ends a writable server stream with the status of an 'error'.
+      stream.emit('error', call.failure(err));
+    });
+  };
+}
+
+module.exports = {
+  Fail,
+  unary: (registry, method, body) => unaryResponse(registry, method, body, false),
+  clientStream: (registry, method, body) => unaryResponse(registry, method, body, true),
+  serverStream: (registry, method, body) => streamResponse(registry, method, body, false),
+  bidi: (registry, method, body) => streamResponse(registry, method, body, true),
+};
