@@ -1,0 +1,282 @@
+import conform.v1.ObserverGrpc;
+import conform.v1.ObserverOuterClass.CallQuery;
+import conform.v1.ObserverOuterClass.CallRecord;
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/** The contract's methods (CONTRACT.md section 2), each body run by ContractCall. */
+final class Services {
+  private static final int INVALID_ARGUMENT = Status.Code.INVALID_ARGUMENT.value();
+  private static final int NOT_FOUND = Status.Code.NOT_FOUND.value();
+
+  private Services() {}
+
+  /** ChatService: a full-duplex echo. */
+  static final class ChatImpl extends ChatServiceGrpc.ChatServiceImplBase {
+    private final CallRegistry registry;
+
+    ChatImpl(CallRegistry registry) {
+      this.registry = registry;
+    }
+
+    @Override
+    public StreamObserver<Chat.Message> chatStream(StreamObserver<Chat.Message> responses) {
+      return ContractCall.bidi(
+          registry,
+          "/ChatService/ChatStream",
+          responses,
+          (call, ignored) -> {
+            while (!call.readsExhausted()) {
+              Chat.Message m = call.read();
+              if (m == null) {
+                break;
+              }
+              call.write(
+                  Chat.Message.newBuilder()
+                      .setUser("server")
+                      .setContent("echo: " + m.getContent())
+                      .setTimestamp(System.currentTimeMillis() / 1000)
+                      .build());
+            }
+          });
+    }
+  }
+
+  /** Greeter: one method per RPC mode. */
+  static final class GreeterImpl extends GreeterGrpc.GreeterImplBase {
+    private final CallRegistry registry;
+
+    GreeterImpl(CallRegistry registry) {
+      this.registry = registry;
+    }
+
+    @Override
+    public void sayHello(
+        GreeterOuterClass.HelloRequest request,
+        StreamObserver<GreeterOuterClass.HelloReply> responses) {
+      ContractCall.unary(
+          registry,
+          "/Greeter/SayHello",
+          request,
+          responses,
+          (call, r) ->
+              GreeterOuterClass.HelloReply.newBuilder().setMessage("Hello " + r.getName()).build());
+    }
+
+    @Override
+    public void serverStream(
+        GreeterOuterClass.StreamRequestData request,
+        StreamObserver<GreeterOuterClass.StreamResponseData> responses) {
+      ContractCall.serverStream(
+          registry,
+          "/Greeter/ServerStream",
+          request,
+          responses,
+          (call, r) -> {
+            int count = call.responseCount == null ? 3 : call.responseCount;
+            for (int i = 1; i <= count; i++) {
+              call.write(data(r.getData() + "-" + i));
+            }
+          });
+    }
+
+    @Override
+    public StreamObserver<GreeterOuterClass.StreamRequestData> clientStream(
+        StreamObserver<GreeterOuterClass.StreamResponseData> responses) {
+      return ContractCall.clientStream(
+          registry,
+          "/Greeter/ClientStream",
+          responses,
+          (call, ignored) -> {
+            List<String> received = new ArrayList<>();
+            while (!call.readsExhausted()) {
+              GreeterOuterClass.StreamRequestData r = call.read();
+              if (r == null) {
+                break;
+              }
+              received.add(r.getData());
+            }
+            return data(String.join(",", received));
+          });
+    }
+
+    @Override
+    public StreamObserver<GreeterOuterClass.StreamRequestData> allStream(
+        StreamObserver<GreeterOuterClass.StreamResponseData> responses) {
+      return ContractCall.bidi(
+          registry,
+          "/Greeter/AllStream",
+          responses,
+          (call, ignored) -> {
+            while (!call.readsExhausted()) {
+              GreeterOuterClass.StreamRequestData r = call.read();
+              if (r == null) {
+                break;
+              }
+              call.write(data("echo: " + r.getData()));
+            }
+          });
+    }
+
+    private static GreeterOuterClass.StreamResponseData data(String d) {
+      return GreeterOuterClass.StreamResponseData.newBuilder().setData(d).build();
+    }
+  }
+
+  /** SensorService: readings recorded, watched and queried. */
+  static final class SensorImpl extends SensorServiceGrpc.SensorServiceImplBase {
+    private final CallRegistry registry;
+    /** Per device, the last reading of a Record call that ended OK. */
+    private final Map<String, Sensor.SensorData> latest = new ConcurrentHashMap<>();
+
+    SensorImpl(CallRegistry registry) {
+      this.registry = registry;
+    }
+
+    /** The RecordSummary of readings, in arrival order (sums on the float32 values). */
+    static Sensor.RecordSummary summarise(List<Sensor.SensorData> readings) {
+      Sensor.RecordSummary.Builder s = Sensor.RecordSummary.newBuilder().setCount(readings.size());
+      if (readings.isEmpty()) {
+        return s.build();
+      }
+      float min = Float.POSITIVE_INFINITY;
+      float max = Float.NEGATIVE_INFINITY;
+      double total = 0;
+      int outOfOrder = 0;
+      LinkedHashSet<String> devices = new LinkedHashSet<>();
+      for (int i = 0; i < readings.size(); i++) {
+        Sensor.SensorData r = readings.get(i);
+        min = Math.min(min, r.getTemperature());
+        max = Math.max(max, r.getTemperature());
+        total += r.getTemperature();
+        if (i > 0 && r.getTimestamp() < readings.get(i - 1).getTimestamp()) {
+          outOfOrder++;
+        }
+        devices.add(r.getDeviceId());
+      }
+      return s.setMin(min)
+          .setMax(max)
+          .setMean(total / readings.size())
+          .setFirstTimestamp(readings.get(0).getTimestamp())
+          .setLastTimestamp(readings.get(readings.size() - 1).getTimestamp())
+          .setOutOfOrder(outOfOrder)
+          .addAllDeviceIds(devices)
+          .build();
+    }
+
+    @Override
+    public StreamObserver<Sensor.SensorData> record(
+        StreamObserver<Sensor.RecordSummary> responses) {
+      return ContractCall.clientStream(
+          registry,
+          "/SensorService/Record",
+          responses,
+          (call, ignored) -> {
+            List<Sensor.SensorData> readings = new ArrayList<>();
+            while (!call.readsExhausted()) {
+              Sensor.SensorData r = call.read();
+              if (r == null) {
+                break;
+              }
+              if (r.getDeviceId().isEmpty()) {
+                throw new ContractCall.Fail(
+                    INVALID_ARGUMENT, "reading " + readings.size() + " has an empty device_id");
+              }
+              readings.add(r);
+            }
+            Sensor.RecordSummary summary = summarise(readings);
+            // Stored only once the call is sure to end OK: a scripted failure
+            // (fail-after 0) must not store anything.
+            call.beforeUnaryResponse();
+            for (Sensor.SensorData r : readings) {
+              latest.put(r.getDeviceId(), r);
+            }
+            return summary;
+          });
+    }
+
+    @Override
+    public void watch(Sensor.WatchRequest request, StreamObserver<Sensor.SensorData> responses) {
+      ContractCall.serverStream(
+          registry,
+          "/SensorService/Watch",
+          request,
+          responses,
+          (call, r) -> {
+            if (r.getDeviceId().isEmpty()) {
+              throw new ContractCall.Fail(INVALID_ARGUMENT, "device_id is empty");
+            }
+            int count = r.getLimit() == 0 ? 3 : r.getLimit();
+            if (call.responseCount != null) {
+              count = call.responseCount;
+            }
+            for (int i = 0; i < count; i++) {
+              call.write(
+                  Sensor.SensorData.newBuilder()
+                      .setTimestamp(1000 + i)
+                      .setTemperature(20.0f + 0.25f * i)
+                      .setDeviceId(r.getDeviceId())
+                      .build());
+            }
+          });
+    }
+
+    @Override
+    public void latest(Sensor.DeviceQuery request, StreamObserver<Sensor.SensorData> responses) {
+      ContractCall.unary(
+          registry,
+          "/SensorService/Latest",
+          request,
+          responses,
+          (call, r) -> {
+            if (r.getDeviceId().isEmpty()) {
+              throw new ContractCall.Fail(INVALID_ARGUMENT, "device_id is empty");
+            }
+            Sensor.SensorData reading = latest.get(r.getDeviceId());
+            if (reading == null) {
+              throw new ContractCall.Fail(
+                  NOT_FOUND, "no Record stored a reading of device \"" + r.getDeviceId() + "\"");
+            }
+            return reading;
+          });
+    }
+  }
+
+  /**
+   * Observer.GetCall. Not itself recorded: a GetCall carrying the id it asks
+   * about would replace the very call it looks for. It blocks up to wait_ms on
+   * grpc-java's own handler thread, which only holds back this call.
+   */
+  static final class ObserverImpl extends ObserverGrpc.ObserverImplBase {
+    private final CallRegistry registry;
+
+    ObserverImpl(CallRegistry registry) {
+      this.registry = registry;
+    }
+
+    @Override
+    public void getCall(CallQuery query, StreamObserver<CallRecord> responses) {
+      try {
+        CallRecord record = registry.get(query.getCallId(), query.getWaitMs());
+        if (record == null) {
+          responses.onError(
+              Status.NOT_FOUND
+                  .withDescription(
+                      "no call carried x-conform-call-id: \"" + query.getCallId() + "\"")
+                  .asRuntimeException());
+          return;
+        }
+        responses.onNext(record);
+        responses.onCompleted();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        responses.onError(Status.CANCELLED.withDescription("interrupted").asRuntimeException());
+      }
+    }
+  }
+}
