@@ -1,0 +1,246 @@
+#include "services.h"
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+#include <vector>
+
+namespace peer {
+namespace {
+
+using grpc::Status;
+using grpc::StatusCode;
+
+// The body of a unary-response method: pace the one response, then fill it.
+// C++ sends a unary or client-streaming response only with an OK status, so
+// fail-after >= 1 cannot apply there.
+template <class Fill>
+Status OneResponse(CallScope& call, Fill fill) {
+  if (!call.control_status().ok()) return call.control_status();
+  Status paced = call.BeforeResponse(0);
+  if (!paced.ok()) return paced;
+  return fill();
+}
+
+// A server stream of n responses, response i made by make(i).
+template <class Out, class Make>
+Status SendStream(CallScope& call, grpc::ServerWriter<Out>* stream, int n, Make make) {
+  for (int i = 0; i < n; ++i) {
+    Status paced = call.BeforeResponse(i);
+    if (!paced.ok()) return paced;
+    if (!call.Write(stream, make(i))) return call.Ended();
+  }
+  return call.control().FailIfDue(n);
+}
+
+// Reads a client stream until the half-close or close-after-requests; check
+// may end the call early on a request.
+template <class In, class Check>
+Status ReadRequests(CallScope& call, grpc::ServerReader<In>* stream, std::vector<In>* got, Check check) {
+  In req;
+  while (!call.control().ClosesAfter(static_cast<int>(got->size()))) {
+    if (!call.Read(stream, &req)) return call.Cancelled() ? call.Ended() : Status::OK;
+    Status ok = check(req, got->size());
+    if (!ok.ok()) return ok;
+    got->push_back(req);
+  }
+  return Status::OK;
+}
+
+// A full-duplex echo: each request is answered at once, in its slot; the call
+// ends with OK at the half-close or after close-after-requests requests,
+// without reading further.
+template <class Out, class In, class Answer>
+Status EchoEach(CallScope& call, grpc::ServerReaderWriter<Out, In>* stream, Answer answer) {
+  if (!call.control_status().ok()) return call.control_status();
+  int read = 0;
+  In req;
+  while (!call.control().ClosesAfter(read)) {
+    if (!call.Read(stream, &req)) {
+      if (call.Cancelled()) return call.Ended();
+      break;
+    }
+    Status paced = call.BeforeResponse(read++);
+    if (!paced.ok()) return paced;
+    if (!call.Write(stream, answer(req))) return call.Ended();
+  }
+  return call.control().FailIfDue(read);
+}
+
+RecordSummary Summarise(const std::vector<SensorData>& readings) {
+  RecordSummary sum;
+  sum.set_count(static_cast<uint32_t>(readings.size()));
+  if (readings.empty()) return sum;
+  std::set<std::string> seen;
+  double total = 0;
+  float lo = readings[0].temperature(), hi = lo;
+  for (size_t i = 0; i < readings.size(); ++i) {
+    const SensorData& r = readings[i];
+    lo = std::min(lo, r.temperature());
+    hi = std::max(hi, r.temperature());
+    if (i > 0 && r.timestamp() < readings[i - 1].timestamp()) sum.set_out_of_order(sum.out_of_order() + 1);
+    if (seen.insert(r.device_id()).second) sum.add_device_ids(r.device_id());
+    total += r.temperature();
+  }
+  sum.set_min(lo);
+  sum.set_max(hi);
+  sum.set_mean(total / readings.size());
+  sum.set_first_timestamp(readings.front().timestamp());
+  sum.set_last_timestamp(readings.back().timestamp());
+  return sum;
+}
+
+}  // namespace
+
+Status GreeterImpl::SayHello(grpc::ServerContext* ctx, const HelloRequest* req, HelloReply* reply) {
+  CallScope call(calls_, ctx, "/Greeter/SayHello", Mode::kUnaryRequest);
+  return call.Finish(OneResponse(call,
+                                 [&] {
+                                   reply->set_message("Hello " + req->name());
+                                   return Status::OK;
+                                 }),
+                     true);
+}
+
+Status GreeterImpl::ServerStream(grpc::ServerContext* ctx, const StreamRequestData* req,
+                                 grpc::ServerWriter<StreamResponseData>* stream) {
+  CallScope call(calls_, ctx, "/Greeter/ServerStream", Mode::kUnaryRequest);
+  if (!call.control_status().ok()) return call.Finish(call.control_status(), false);
+  return call.Finish(SendStream(call, stream, call.control().Count(3),
+                                [&](int i) {
+                                  StreamResponseData out;
+                                  out.set_data(req->data() + "-" + std::to_string(i + 1));
+                                  return out;
+                                }),
+                     false);
+}
+
+Status GreeterImpl::ClientStream(grpc::ServerContext* ctx, grpc::ServerReader<StreamRequestData>* stream,
+                                 StreamResponseData* reply) {
+  CallScope call(calls_, ctx, "/Greeter/ClientStream", Mode::kStreamRequest);
+  if (!call.control_status().ok()) return call.Finish(call.control_status(), true);
+  std::vector<StreamRequestData> got;
+  Status read = ReadRequests(call, stream, &got, [](const StreamRequestData&, size_t) { return Status::OK; });
+  if (!read.ok()) return call.Finish(read, true);
+  return call.Finish(OneResponse(call,
+                                 [&] {
+                                   std::string joined;
+                                   for (size_t i = 0; i < got.size(); ++i) {
+                                     joined += (i ? "," : "") + got[i].data();
+                                   }
+                                   reply->set_data(joined);
+                                   return Status::OK;
+                                 }),
+                     true);
+}
+
+Status GreeterImpl::AllStream(grpc::ServerContext* ctx,
+                              grpc::ServerReaderWriter<StreamResponseData, StreamRequestData>* stream) {
+  CallScope call(calls_, ctx, "/Greeter/AllStream", Mode::kStreamRequest);
+  return call.Finish(EchoEach(call, stream,
+                              [](const StreamRequestData& req) {
+                                StreamResponseData out;
+                                out.set_data("echo: " + req.data());
+                                return out;
+                              }),
+                     false);
+}
+
+Status ChatImpl::ChatStream(grpc::ServerContext* ctx, grpc::ServerReaderWriter<Message, Message>* stream) {
+  CallScope call(calls_, ctx, "/ChatService/ChatStream", Mode::kStreamRequest);
+  return call.Finish(EchoEach(call, stream,
+                              [](const Message& req) {
+                                Message out;
+                                out.set_user("server");
+                                out.set_content("echo: " + req.content());
+                                out.set_timestamp(static_cast<int64_t>(std::time(nullptr)));
+                                return out;
+                              }),
+                     false);
+}
+
+Status SensorImpl::Record(grpc::ServerContext* ctx, grpc::ServerReader<SensorData>* stream, RecordSummary* reply) {
+  CallScope call(calls_, ctx, "/SensorService/Record", Mode::kStreamRequest);
+  if (!call.control_status().ok()) return call.Finish(call.control_status(), true);
+  std::vector<SensorData> readings;
+  Status read = ReadRequests(call, stream, &readings, [](const SensorData& r, size_t i) {
+    if (!r.device_id().empty()) return Status::OK;
+    return Status(StatusCode::INVALID_ARGUMENT, "reading " + std::to_string(i) + " has an empty device_id");
+  });
+  if (!read.ok()) return call.Finish(read, true);
+  Status done = OneResponse(call, [&] {
+    *reply = Summarise(readings);
+    return Status::OK;
+  });
+  if (done.ok() && !ctx->IsCancelled()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const SensorData& r : readings) latest_[r.device_id()] = r;
+  }
+  return call.Finish(done, true);
+}
+
+Status SensorImpl::Watch(grpc::ServerContext* ctx, const WatchRequest* req, grpc::ServerWriter<SensorData>* stream) {
+  CallScope call(calls_, ctx, "/SensorService/Watch", Mode::kUnaryRequest);
+  if (req->device_id().empty()) {
+    return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "device_id is empty"), false);
+  }
+  if (!call.control_status().ok()) return call.Finish(call.control_status(), false);
+  int limit = req->limit() == 0 ? 3 : static_cast<int>(req->limit());
+  return call.Finish(SendStream(call, stream, call.control().Count(limit),
+                                [&](int i) {
+                                  SensorData out;
+                                  out.set_timestamp(1000 + i);
+                                  out.set_temperature(20.0f + 0.25f * i);
+                                  out.set_device_id(req->device_id());
+                                  return out;
+                                }),
+                     false);
+}
+
+Status SensorImpl::Latest(grpc::ServerContext* ctx, const DeviceQuery* req, SensorData* reply) {
+  CallScope call(calls_, ctx, "/SensorService/Latest", Mode::kUnaryRequest);
+  if (req->device_id().empty()) {
+    return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "device_id is empty"), true);
+  }
+  return call.Finish(OneResponse(call,
+                                 [&] {
+                                   std::lock_guard<std::mutex> lock(mu_);
+                                   auto it = latest_.find(req->device_id());
+                                   if (it == latest_.end()) {
+                                     return Status(StatusCode::NOT_FOUND, "no Record stored a reading of device \"" +
+                                                                              req->device_id() + "\"");
+                                   }
+                                   *reply = it->second;
+                                   return Status::OK;
+                                 }),
+                     true);
+}
+
+Status ObserverImpl::GetCall(grpc::ServerContext* ctx, const conform::v1::CallQuery* query,
+                             conform::v1::CallRecord* reply) {
+  CallScope call(calls_, ctx, "/conform.v1.Observer/GetCall", Mode::kUnaryRequest);
+  return call.Finish(OneResponse(call,
+                                 [&] {
+                                   auto found = calls_.Get(query->call_id());
+                                   if (!found) {
+                                     return Status(StatusCode::NOT_FOUND,
+                                                   "no call carried x-conform-call-id: \"" + query->call_id() + "\"");
+                                   }
+                                   // Waits in slices so that a cancelled GetCall stops waiting;
+                                   // running out of wait is an answer too (RUNNING).
+                                   auto until = std::chrono::steady_clock::now() +
+                                                std::chrono::milliseconds(query->wait_ms());
+                                   while (true) {
+                                     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         until - std::chrono::steady_clock::now());
+                                     *reply = found->Await(std::clamp(left, std::chrono::milliseconds(0),
+                                                                      std::chrono::milliseconds(50)));
+                                     if (reply->outcome() != conform::v1::RUNNING || left.count() <= 0) break;
+                                     if (ctx->IsCancelled()) return call.Ended();
+                                   }
+                                   return Status::OK;
+                                 }),
+                     true);
+}
+
+}  // namespace peer
