@@ -12,6 +12,7 @@ Exit status: 0 when no check failed unexpectedly.
 """
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -416,10 +417,13 @@ def main():
     parser.add_argument("--target", required=True, help="host:port of the running peer")
     parser.add_argument("--peer", default="", help="peer name, for its KNOWN limitations")
     parser.add_argument("--only", default="", help="run only checks whose name contains this")
+    parser.add_argument("--json", default="", metavar="PATH",
+                        help="also write the results as {\"fixtures\": [{\"name\", \"outcome\"}]}")
     args = parser.parse_args()
     peer = Peer(args.target)
     known = KNOWN.get(args.peer, {})
     passed = failed = known_failed = 0
+    results = []
     for fn in CHECKS:
         name = fn.__name__
         if args.only and args.only not in name:
@@ -430,14 +434,20 @@ def main():
             detail = str(err) if isinstance(err, CheckFailed) else traceback.format_exception_only(err)[-1].strip()
             if name in known:
                 known_failed += 1
+                results.append({"name": name, "outcome": "known", "detail": f"{detail} ({known[name]})"})
                 print(f"known {name}: {detail} ({known[name]})")
             else:
                 failed += 1
+                results.append({"name": name, "outcome": "fail", "detail": detail})
                 print(f"FAIL  {name}: {detail}")
             continue
         passed += 1
+        results.append({"name": name, "outcome": "pass"})
         note = " (listed as known: remove it from KNOWN)" if name in known else ""
         print(f"ok    {name}{note}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump({"peer": args.peer, "fixtures": results}, out, indent=1)
     print(f"{args.peer or args.target}: {known_failed} known")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
