@@ -1,7 +1,7 @@
 //! `Greeter`: one method per RPC mode (CONTRACT.md section 2).
 
 use super::script::{self, ResponseStream};
-use super::start;
+use super::{start, start_single};
 use crate::proto::contract::{
     greeter_server::Greeter, HelloReply, HelloRequest, StreamRequestData, StreamResponseData,
 };
@@ -20,7 +20,7 @@ impl Greeter for GreeterService {
         &self,
         request: Request<HelloRequest>,
     ) -> Result<Response<HelloReply>, Status> {
-        let (pacer, _ctx) = start(&request)?;
+        let pacer = start_single(&request)?;
         pacer.fail_at_start().await?;
         let message = format!("Hello {}", request.get_ref().name);
         script::reply(&pacer, HelloReply { message }).await
@@ -32,7 +32,7 @@ impl Greeter for GreeterService {
         &self,
         request: Request<StreamRequestData>,
     ) -> Result<Response<Self::ServerStreamStream>, Status> {
-        let (pacer, _ctx) = start(&request)?;
+        let pacer = start_single(&request)?;
         let count = pacer
             .control()
             .response_count

@@ -31,11 +31,21 @@ use tonic_health::ServingStatus;
 /// malformed one fails the call with INVALID_ARGUMENT naming it) and the
 /// Observer's view of the call that the transport put in the extensions.
 pub(crate) fn start<T>(request: &Request<T>) -> Result<(Pacer, CallCtx), Status> {
+    let ctx = CallCtx::from_extensions(request.extensions());
     let control = Control::from_metadata(request.metadata())?;
-    Ok((
-        Pacer::new(control),
-        CallCtx::from_extensions(request.extensions()),
-    ))
+    Ok((Pacer::new(control), ctx))
+}
+
+/// [`start`] for unary and server-streaming methods. tonic decodes their one
+/// request and then awaits the end of the request body before the handler
+/// runs (a reset fails the call before it), so by now the handler has both
+/// the message and the client's END_STREAM; they are recorded here, before
+/// the control headers are checked, because they were received either way.
+pub(crate) fn start_single<T>(request: &Request<T>) -> Result<Pacer, Status> {
+    let ctx = CallCtx::from_extensions(request.extensions());
+    ctx.request_read();
+    ctx.half_close();
+    Ok(Pacer::new(Control::from_metadata(request.metadata())?))
 }
 
 /// Applies the server-wide settings to one generated service: every

@@ -3,7 +3,7 @@
 //! by every connection of one server and lives as long as its routes.
 
 use super::script::{self, ResponseStream};
-use super::start;
+use super::{start, start_single};
 use crate::proto::contract::{
     sensor_service_server::SensorService, DeviceQuery, RecordSummary, SensorData, WatchRequest,
 };
@@ -120,7 +120,7 @@ impl SensorService for SensorServiceImpl {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let (pacer, _ctx) = start(&request)?;
+        let pacer = start_single(&request)?;
         let WatchRequest { device_id, limit } = request.into_inner();
         require_device(&device_id, "Watch")?;
         let count = match (pacer.control().response_count, limit) {
@@ -137,7 +137,7 @@ impl SensorService for SensorServiceImpl {
     }
 
     async fn latest(&self, request: Request<DeviceQuery>) -> Result<Response<SensorData>, Status> {
-        let (pacer, _ctx) = start(&request)?;
+        let pacer = start_single(&request)?;
         let device_id = &request.get_ref().device_id;
         require_device(device_id, "Latest")?;
         pacer.fail_at_start().await?;
