@@ -78,14 +78,12 @@ pub fn routes(config: &ReferenceConfig, registry: CallRegistry) -> Routes {
         ObserverServer::new(observer::ObserverService::new(registry)),
         config
     );
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(CONTRACT_DESCRIPTOR_SET)
+    let reflection_v1 = reflection()
         .build_v1()
-        .expect("the embedded contract descriptor set is valid (built by build.rs)");
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(CONTRACT_DESCRIPTOR_SET)
+        .expect("embedded descriptor sets are valid");
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
-        .expect("the embedded contract descriptor set is valid (built by build.rs)");
+        .expect("embedded descriptor sets are valid");
     Routes::new(health(&[
         <ChatServiceServer<chat::ChatServiceImpl> as NamedService>::NAME,
         <GreeterServer<greeter::GreeterService> as NamedService>::NAME,
@@ -98,6 +96,16 @@ pub fn routes(config: &ReferenceConfig, registry: CallRegistry) -> Routes {
     .add_service(greeter)
     .add_service(sensor)
     .add_service(observer)
+}
+
+/// Reflection over the contract and the health service, so a generic client
+/// (grpcurl, a fixture) can list and describe everything served. The
+/// descriptor sets are embedded at build time, so building cannot fail at run
+/// time unless the build itself was broken.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(CONTRACT_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
 /// The standard health service with the server ("") and each of `services`

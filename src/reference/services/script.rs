@@ -9,7 +9,7 @@
 //! - `fail-after: 0` ends the call with the fail status at the handler's
 //!   start, after `delay-ms`, before any request is read. `fail-after: N` (N >
 //!   0) ends it right after the N-th response, without reading or sending
-//!   more. A unary or client-streaming reply is the call's last message, so
+//!   more; a call that ends with fewer responses ends as it would have. A unary or client-streaming reply is the call's last message, so
 //!   for those N > 0 changes nothing.
 //! - `close-after-requests: N` stops reading after N requests and finishes
 //!   OK; that is not a half-close.
@@ -190,4 +190,78 @@ where
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::services::control::Fail;
+    use std::time::Duration;
+    use tonic::Code;
+
+    fn failing(after: u32) -> Control {
+        Control {
+            fail: Some(Fail {
+                after,
+                code: Code::Aborted,
+                message: "stop".into(),
+            }),
+            ..Control::default()
+        }
+    }
+
+    #[test]
+    fn fail_after_cuts_in_right_after_the_nth_response() {
+        let mut pacer = Pacer::new(failing(2));
+        assert!(pacer.after_response().is_none());
+        let status = pacer
+            .after_response()
+            .expect("the 2nd response fails the call");
+        assert_eq!((status.code(), status.message()), (Code::Aborted, "stop"));
+        let mut plain = Pacer::new(Control::default());
+        assert!((0..10).all(|_| plain.after_response().is_none()));
+    }
+
+    #[test]
+    fn close_after_counts_requests_read() {
+        let pacer = Pacer::new(Control {
+            close_after_requests: Some(2),
+            ..Control::default()
+        });
+        assert_eq!(
+            (0..4).map(|n| pacer.closes_after(n)).collect::<Vec<_>>(),
+            [false, false, true, true]
+        );
+        assert!(!Pacer::new(Control::default()).closes_after(u32::MAX));
+    }
+
+    #[tokio::test]
+    async fn fail_after_zero_waits_the_delay_then_fails() {
+        let mut control = failing(0);
+        control.delay = Duration::from_millis(250);
+        let started = tokio::time::Instant::now();
+        let status = Pacer::new(control)
+            .fail_at_start()
+            .await
+            .expect_err("fails at start");
+        assert_eq!(status.code(), Code::Aborted);
+        // Lower bounds only: a loaded machine can be late, never early.
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert!(Pacer::new(failing(1)).fail_at_start().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn delay_comes_first_then_the_interval() {
+        let mut pacer = Pacer::new(Control {
+            delay: Duration::from_millis(100),
+            response_interval: Duration::from_millis(30),
+            ..Control::default()
+        });
+        let started = tokio::time::Instant::now();
+        for _ in 0..3 {
+            pacer.before_response().await;
+            pacer.after_response();
+        }
+        assert!(started.elapsed() >= Duration::from_millis(160));
+    }
 }

@@ -118,6 +118,24 @@ async fn delay_pauses_before_the_first_response() {
         "ClientStream after {:?}",
         start.elapsed()
     );
+
+    let (tx, requests) = open_stream();
+    feed(&tx, data("b")).await;
+    let start = Instant::now();
+    let mut responses = bounded(
+        "AllStream",
+        h.greeter.all_stream(with_headers(requests, &delay)),
+    )
+    .await
+    .expect("AllStream starts")
+    .into_inner();
+    assert_eq!(next(&mut responses).await.data, "echo: b");
+    assert!(
+        start.elapsed() >= at_least,
+        "first echo after {:?}",
+        start.elapsed()
+    );
+    drop(tx);
 }
 
 /// Three messages then a non-OK status: the client sees all three, then the
