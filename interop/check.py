@@ -43,10 +43,20 @@ DEADLINE_S = 10.0
 KNOWN = {
     "python": {
         "observer_request_encoding": "grpcio consumes grpc-encoding; handlers never see it",
+        "observer_unary_half_close": "C-core runs a unary handler once the message is in and never "
+                                     "tells it about END_STREAM: half_close_received is false",
+        "unary_waits_for_end_stream": "grpcio (C-core) answers a unary call before the client's END_STREAM",
     },
     "go": {
-        "observer_completed": "grpc-go runs a unary handler without looking for END_STREAM: "
-                              "half_close_received is false",
+        "observer_unary_half_close": "grpc-go runs a unary handler without looking for END_STREAM: "
+                                     "half_close_received is false",
+        "unary_waits_for_end_stream": "grpc-go answers a unary call before the client's END_STREAM",
+    },
+    "cpp": {
+        "observer_unary_half_close": "C-core runs a unary handler once the message is in and never "
+                                     "tells it about END_STREAM: half_close_received is false",
+        "unary_waits_for_end_stream": "C-core answers a unary call before the client's END_STREAM",
+        "observer_request_encoding": "C-core consumes grpc-encoding; handlers never see it",
     },
     "node": {},
     "java": {
@@ -333,10 +343,36 @@ def observer_completed(p):
     expect_eq(rec.call_id, cid, "call_id")
     expect_eq(rec.method, "/Greeter/SayHello", "method")
     expect_eq((rec.outcome, rec.status_code), (o.COMPLETED, 0), "outcome")
-    expect_eq((rec.requests_received, rec.half_close_received, rec.responses_sent), (1, True, 1), "counts")
+    expect_eq((rec.requests_received, rec.responses_sent), (1, 1), "counts")
     expect_timeout(rec.timeout_ms, 5000, "timeout_ms")
     expect_eq(rec.metadata.get("x-extra"), "yes", "metadata x-extra")
     expect_eq(rec.metadata.get("x-conform-call-id"), cid, "metadata x-conform-call-id")
+
+
+@check
+def observer_unary_half_close(p):
+    cid = p.call_id("unary-half-close")
+    p.greeter.SayHello(g.HelloRequest(name="h"), metadata=(("x-conform-call-id", cid),), timeout=DEADLINE_S)
+    expect_eq(p.record(cid).half_close_received, True, "half_close_received of a unary call")
+
+
+@check
+def unary_waits_for_end_stream(p):
+    """A unary request whose END_STREAM is withheld gets no answer until it
+    comes (BEHAVIOURS.md: every server waits). The client below streams one
+    message to SayHello and keeps its side open for a second."""
+    say_hello = p.channel.stream_unary("/Greeter/SayHello",
+                                       request_serializer=g.HelloRequest.SerializeToString,
+                                       response_deserializer=g.HelloReply.FromString)
+    gate = threading.Event()
+    future = say_hello.future(gated([g.HelloRequest(name="w")], gate), timeout=DEADLINE_S)
+    try:
+        time.sleep(1.0)
+        early = future.done()
+    finally:
+        gate.set()
+    expect_eq(future.result(timeout=DEADLINE_S).message, "Hello w", "reply after END_STREAM")
+    expect(not early, "answered before the client's END_STREAM")
 
 
 @check

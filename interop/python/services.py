@@ -19,9 +19,11 @@ NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
 
 
 def unary_request(call):
-    """A unary request reached the handler whole: one message, half-closed."""
+    """A unary request reached the handler: one message read. Not a
+    half-close: C-core starts unary handlers as soon as the message is in,
+    before (or without) the client's END_STREAM, and never tells the handler
+    about it."""
     call.state.request_read()
-    call.state.half_close()
 
 
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
