@@ -27,6 +27,9 @@ func (greeter) SayHello(ctx context.Context, req *pb.HelloRequest) (*pb.HelloRep
 	if err != nil {
 		return nil, err
 	}
+	if err := ctl.failAtStart(ctx); err != nil {
+		return nil, err
+	}
 	if err := ctl.beforeResponse(ctx, 0); err != nil {
 		return nil, err
 	}
@@ -39,22 +42,18 @@ func (greeter) ServerStream(req *pb.StreamRequestData, stream pb.Greeter_ServerS
 	if err != nil {
 		return err
 	}
-	n := ctl.count(3)
-	for i := 0; i < n; i++ {
-		if err := ctl.beforeResponse(ctx, i); err != nil {
-			return err
-		}
-		if err := stream.Send(&pb.StreamResponseData{Data: fmt.Sprintf("%s-%d", req.Data, i+1)}); err != nil {
-			return err
-		}
-	}
-	return ctl.failIfDue(n)
+	return sendStream(ctx, ctl, ctl.count(3), func(i int) error {
+		return stream.Send(&pb.StreamResponseData{Data: fmt.Sprintf("%s-%d", req.Data, i+1)})
+	})
 }
 
 func (greeter) ClientStream(stream pb.Greeter_ClientStreamServer) error {
 	ctx := stream.Context()
 	ctl, err := readControl(ctx)
 	if err != nil {
+		return err
+	}
+	if err := ctl.failAtStart(ctx); err != nil {
 		return err
 	}
 	var data []string
@@ -68,9 +67,10 @@ func (greeter) ClientStream(stream pb.Greeter_ClientStreamServer) error {
 		}
 		data = append(data, req.Data)
 	}
-	return sendOne(ctx, ctl, func() error {
-		return stream.SendAndClose(&pb.StreamResponseData{Data: strings.Join(data, ",")})
-	})
+	if err := ctl.beforeResponse(ctx, 0); err != nil {
+		return err
+	}
+	return stream.SendAndClose(&pb.StreamResponseData{Data: strings.Join(data, ",")})
 }
 
 func (greeter) AllStream(stream pb.Greeter_AllStreamServer) error {
@@ -102,7 +102,7 @@ func (chat) ChatStream(stream pb.ChatService_ChatStreamServer) error {
 }
 
 // echoEach runs a full-duplex echo: recv reads one request and returns what
-// sends its answer, which goes out at once, in its slot. The call ends with
+// sends its answer, which goes out at once (after the scripted pause). The call ends with
 // OK at the half-close (recv's io.EOF) or after
 // x-conform-close-after-requests requests, without reading further.
 func echoEach(ctx context.Context, recv func() (func() error, error)) error {
@@ -110,37 +110,49 @@ func echoEach(ctx context.Context, recv func() (func() error, error)) error {
 	if err != nil {
 		return err
 	}
-	read := 0
-	for !ctl.closesAfter(read) {
+	if err := ctl.failAtStart(ctx); err != nil {
+		return err
+	}
+	for read := 0; !ctl.closesAfter(read); {
 		answer, err := recv()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
 			return err
 		}
-		read++
-		if err := ctl.beforeResponse(ctx, read-1); err != nil {
+		if err := ctl.beforeResponse(ctx, read); err != nil {
 			return err
 		}
 		if err := answer(); err != nil {
 			return err
 		}
+		read++
+		if err := ctl.afterResponse(read); err != nil {
+			return err
+		}
 	}
-	return ctl.failIfDue(read)
+	return nil
 }
 
-// sendOne paces and sends the one response of a unary-response method, then
-// ends with the scripted status if fail-after is 1 (grpc-go lets a client
-// stream's handler fail after its response went out).
-func sendOne(ctx context.Context, ctl *control, send func() error) error {
-	if err := ctl.beforeResponse(ctx, 0); err != nil {
+// sendStream sends a server stream of n responses, response i sent by
+// send(i), paced and cut short as the script says.
+func sendStream(ctx context.Context, ctl *control, n int, send func(i int) error) error {
+	if err := ctl.failAtStart(ctx); err != nil {
 		return err
 	}
-	if err := send(); err != nil {
-		return err
+	for i := 0; i < n; i++ {
+		if err := ctl.beforeResponse(ctx, i); err != nil {
+			return err
+		}
+		if err := send(i); err != nil {
+			return err
+		}
+		if err := ctl.afterResponse(i + 1); err != nil {
+			return err
+		}
 	}
-	return ctl.failIfDue(1)
+	return nil
 }
 
 // sensors serves SensorService and keeps the last reading per device of every
@@ -161,6 +173,9 @@ func (s *sensors) Record(stream pb.SensorService_RecordServer) error {
 	if err != nil {
 		return err
 	}
+	if err := ctl.failAtStart(ctx); err != nil {
+		return err
+	}
 	var readings []*pb.SensorData
 	for !ctl.closesAfter(len(readings)) {
 		r, err := stream.Recv()
@@ -175,11 +190,14 @@ func (s *sensors) Record(stream pb.SensorService_RecordServer) error {
 		}
 		readings = append(readings, r)
 	}
-	err = sendOne(ctx, ctl, func() error { return stream.SendAndClose(summarise(readings)) })
-	if err == nil {
-		s.store(readings)
+	if err := ctl.beforeResponse(ctx, 0); err != nil {
+		return err
 	}
-	return err
+	if err := stream.SendAndClose(summarise(readings)); err != nil {
+		return err
+	}
+	s.store(readings)
+	return nil
 }
 
 // summarise is Record's reply (CONTRACT.md section 2).
@@ -220,40 +238,32 @@ func (s *sensors) store(readings []*pb.SensorData) {
 }
 
 func (s *sensors) Watch(req *pb.WatchRequest, stream pb.SensorService_WatchServer) error {
-	if req.DeviceId == "" {
-		return status.Error(codes.InvalidArgument, "device_id is empty")
-	}
 	ctx := stream.Context()
 	ctl, err := readControl(ctx)
 	if err != nil {
 		return err
 	}
+	if req.DeviceId == "" {
+		return status.Error(codes.InvalidArgument, "device_id is empty")
+	}
 	limit := int(req.Limit)
 	if limit == 0 {
 		limit = 3
 	}
-	n := ctl.count(limit)
-	for i := 0; i < n; i++ {
-		if err := ctl.beforeResponse(ctx, i); err != nil {
-			return err
-		}
-		reading := &pb.SensorData{Timestamp: int64(1000 + i), Temperature: 20 + 0.25*float32(i), DeviceId: req.DeviceId}
-		if err := stream.Send(reading); err != nil {
-			return err
-		}
-	}
-	return ctl.failIfDue(n)
+	return sendStream(ctx, ctl, ctl.count(limit), func(i int) error {
+		return stream.Send(&pb.SensorData{Timestamp: int64(1000 + i), Temperature: 20 + 0.25*float32(i), DeviceId: req.DeviceId})
+	})
 }
 
 func (s *sensors) Latest(ctx context.Context, q *pb.DeviceQuery) (*pb.SensorData, error) {
-	if q.DeviceId == "" {
-		return nil, status.Error(codes.InvalidArgument, "device_id is empty")
-	}
 	ctl, err := readControl(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := ctl.beforeResponse(ctx, 0); err != nil {
+	if q.DeviceId == "" {
+		return nil, status.Error(codes.InvalidArgument, "device_id is empty")
+	}
+	if err := ctl.failAtStart(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -261,6 +271,9 @@ func (s *sensors) Latest(ctx context.Context, q *pb.DeviceQuery) (*pb.SensorData
 	s.mu.Unlock()
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no Record stored a reading of device %q", q.DeviceId)
+	}
+	if err := ctl.beforeResponse(ctx, 0); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
