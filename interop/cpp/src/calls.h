@@ -66,12 +66,15 @@ class CallScope {
  public:
   CallScope(Registry& registry, grpc::ServerContext* ctx, const char* method, Mode mode);
 
-  /// The call's script; check control_status() first.
+  /// The call's script; valid once Start() returned OK.
   const Control& control() const { return control_; }
-  /// INVALID_ARGUMENT when a control header was malformed.
-  const grpc::Status& control_status() const { return control_status_; }
+  /// The call's start: a malformed control header, or fail-after 0 (after
+  /// delay-ms), ends the call here.
+  grpc::Status Start() {
+    return control_status_.ok() ? control_.FailAtStart(ctx_) : control_status_;
+  }
   /// Control::BeforeResponse for this call.
-  grpc::Status BeforeResponse(int n) { return control_.BeforeResponse(ctx_, n); }
+  grpc::Status BeforeResponse(int sent) { return control_.BeforeResponse(ctx_, sent); }
 
   /// Reads one request; false at the half-close or when the call ended
   /// (then records which).

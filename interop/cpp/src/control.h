@@ -1,10 +1,13 @@
-// The control headers of CONTRACT.md section 3 that a handler acts on.
-//
-// Every response a handler may send is a "slot": before slot n the handler
-// pauses (x-conform-delay-ms before the first, x-conform-response-interval-ms
-// before the others), and when n equals x-conform-fail-after it ends the call
-// with the scripted status instead of sending. A call that would end with OK
-// after exactly fail-after responses ends with that status too.
+// The control headers of CONTRACT.md section 3 that a handler acts on, with
+// the reference's rules:
+// - delay-ms pauses before the first response (for unary and client
+//   streaming: after the requests were read); response-interval-ms before
+//   each later one.
+// - fail-after: 0 ends the call with the fail status at the handler's start,
+//   after delay-ms, before any request is read. fail-after: N > 0 ends it
+//   right after the N-th response; a call that ends with fewer responses ends
+//   as it would have, so N > 0 changes nothing for a method with one response.
+// - close-after-requests: N stops reading after N requests and finishes OK.
 #pragma once
 
 #include <chrono>
@@ -17,37 +20,42 @@ namespace peer {
 /// One call's script, read from its request headers.
 struct Control {
   /// Overrides a server stream's length when >= 0.
-  int response_count = -1;
+  int64_t response_count = -1;
   /// Pause before the first response.
   std::chrono::milliseconds delay{0};
   /// Pause before every response after the first.
   std::chrono::milliseconds interval{0};
-  /// The slot that fails instead of sending, -1 for none.
-  int fail_after = -1;
+  /// Responses after which the call fails, -1 for none; 0 fails at the start.
+  int64_t fail_after = -1;
   /// The status code of the scripted failure (UNKNOWN unless told).
   grpc::StatusCode fail_code = grpc::StatusCode::UNKNOWN;
   /// The status message of the scripted failure, percent-decoded.
   std::string fail_message;
-  /// Ends a client or bidi stream with OK after that many requests, -1: never.
-  int close_after = -1;
+  /// Stops reading a client or bidi stream after that many requests and
+  /// finishes OK, -1: never.
+  int64_t close_after = -1;
 
   /// Reads the headers of `ctx`'s call into `out`; a malformed number is
   /// INVALID_ARGUMENT naming the header, so a typo in a fixture is not read
   /// as "absent".
   static grpc::Status Parse(const grpc::ServerContext& ctx, Control* out);
 
-  /// Paces slot n and returns the scripted status if it fails instead
-  /// (CANCELLED / DEADLINE_EXCEEDED if the call ended during the pause).
-  grpc::Status BeforeResponse(grpc::ServerContext* ctx, int n) const;
+  /// With fail-after 0: waits delay-ms and gives the fail status, which
+  /// ends the call before anything else happens; OK otherwise.
+  grpc::Status FailAtStart(grpc::ServerContext* ctx) const;
 
-  /// The scripted status when `sent` reached fail-after, OK otherwise.
-  grpc::Status FailIfDue(int sent) const;
+  /// Waits as scripted before response number `sent` (from 0); CANCELLED or
+  /// DEADLINE_EXCEEDED if the call ended during the pause.
+  grpc::Status BeforeResponse(grpc::ServerContext* ctx, int sent) const;
+
+  /// The fail status when the response just sent was the fail-after-th.
+  grpc::Status AfterResponse(int sent) const;
 
   /// Whether a client or bidi stream ends now that it read `read` requests.
-  bool ClosesAfter(int read) const { return close_after >= 0 && read >= close_after; }
+  bool ClosesAfter(int64_t read) const { return close_after >= 0 && read >= close_after; }
 
   /// Number of responses of a server stream whose default is `n`.
-  int Count(int n) const { return response_count >= 0 ? response_count : n; }
+  int64_t Count(int64_t n) const { return response_count >= 0 ? response_count : n; }
 };
 
 /// Sleeps for `d`, waking early (with CANCELLED or DEADLINE_EXCEEDED) when the
@@ -59,8 +67,8 @@ grpc::Status Pause(grpc::ServerContext* ctx, std::chrono::milliseconds d);
 /// deadline has passed, CANCELLED otherwise.
 grpc::Status EndedStatus(const grpc::ServerContext& ctx);
 
-/// Decodes %XX escapes as grpc-message does; returns `s` unchanged when it is
-/// not valid percent-encoding.
+/// Decodes %XX escapes leniently, as the reference does: a "%" not followed
+/// by two hex digits stays as it is, so plain text may be sent as it is.
 std::string PercentDecode(const std::string& s);
 
 /// The first value of request header `key`, or "" (and false) when absent.

@@ -11,60 +11,56 @@ namespace {
 using grpc::Status;
 using grpc::StatusCode;
 
-// The body of a unary-response method: pace the one response, then fill it.
-// C++ sends a unary or client-streaming response only with an OK status, so
-// fail-after >= 1 cannot apply there.
-template <class Fill>
-Status OneResponse(CallScope& call, Fill fill) {
-  if (!call.control_status().ok()) return call.control_status();
-  Status paced = call.BeforeResponse(0);
-  if (!paced.ok()) return paced;
-  return fill();
-}
-
-// A server stream of n responses, response i made by make(i).
+// A server stream of n responses, response i made by make(i), paced and cut
+// short as the script says.
 template <class Out, class Make>
-Status SendStream(CallScope& call, grpc::ServerWriter<Out>* stream, int n, Make make) {
+Status SendStream(CallScope& call, grpc::ServerWriter<Out>* stream, int64_t n, Make make) {
+  Status started = call.Start();
+  if (!started.ok()) return started;
   for (int i = 0; i < n; ++i) {
     Status paced = call.BeforeResponse(i);
     if (!paced.ok()) return paced;
     if (!call.Write(stream, make(i))) return call.Ended();
+    Status failed = call.control().AfterResponse(i + 1);
+    if (!failed.ok()) return failed;
   }
-  return call.control().FailIfDue(n);
+  return Status::OK;
 }
 
 // Reads a client stream until the half-close or close-after-requests; check
-// may end the call early on a request.
+// may end the call early on a request. C++ sends the one response of a client
+// stream only with an OK status, so fail-after N > 0 changes nothing here.
 template <class In, class Check>
 Status ReadRequests(CallScope& call, grpc::ServerReader<In>* stream, std::vector<In>* got, Check check) {
+  Status started = call.Start();
+  if (!started.ok()) return started;
   In req;
-  while (!call.control().ClosesAfter(static_cast<int>(got->size()))) {
+  while (!call.control().ClosesAfter(static_cast<int64_t>(got->size()))) {
     if (!call.Read(stream, &req)) return call.Cancelled() ? call.Ended() : Status::OK;
     Status ok = check(req, got->size());
     if (!ok.ok()) return ok;
     got->push_back(req);
   }
-  return Status::OK;
+  return call.BeforeResponse(0);
 }
 
-// A full-duplex echo: each request is answered at once, in its slot; the call
-// ends with OK at the half-close or after close-after-requests requests,
-// without reading further.
+// A full-duplex echo: each request is answered at once (after the scripted
+// pause); the call ends with OK at the half-close or after
+// close-after-requests requests, without reading further.
 template <class Out, class In, class Answer>
 Status EchoEach(CallScope& call, grpc::ServerReaderWriter<Out, In>* stream, Answer answer) {
-  if (!call.control_status().ok()) return call.control_status();
-  int read = 0;
+  Status started = call.Start();
+  if (!started.ok()) return started;
   In req;
-  while (!call.control().ClosesAfter(read)) {
-    if (!call.Read(stream, &req)) {
-      if (call.Cancelled()) return call.Ended();
-      break;
-    }
-    Status paced = call.BeforeResponse(read++);
+  for (int read = 0; !call.control().ClosesAfter(read);) {
+    if (!call.Read(stream, &req)) return call.Cancelled() ? call.Ended() : Status::OK;
+    Status paced = call.BeforeResponse(read);
     if (!paced.ok()) return paced;
     if (!call.Write(stream, answer(req))) return call.Ended();
+    Status failed = call.control().AfterResponse(++read);
+    if (!failed.ok()) return failed;
   }
-  return call.control().FailIfDue(read);
+  return Status::OK;
 }
 
 RecordSummary Summarise(const std::vector<SensorData>& readings) {
@@ -94,18 +90,16 @@ RecordSummary Summarise(const std::vector<SensorData>& readings) {
 
 Status GreeterImpl::SayHello(grpc::ServerContext* ctx, const HelloRequest* req, HelloReply* reply) {
   CallScope call(calls_, ctx, "/Greeter/SayHello", Mode::kUnaryRequest);
-  return call.Finish(OneResponse(call,
-                                 [&] {
-                                   reply->set_message("Hello " + req->name());
-                                   return Status::OK;
-                                 }),
-                     true);
+  Status started = call.Start();
+  if (!started.ok()) return call.Finish(started, true);
+  Status paced = call.BeforeResponse(0);
+  if (paced.ok()) reply->set_message("Hello " + req->name());
+  return call.Finish(paced, true);
 }
 
 Status GreeterImpl::ServerStream(grpc::ServerContext* ctx, const StreamRequestData* req,
                                  grpc::ServerWriter<StreamResponseData>* stream) {
   CallScope call(calls_, ctx, "/Greeter/ServerStream", Mode::kUnaryRequest);
-  if (!call.control_status().ok()) return call.Finish(call.control_status(), false);
   return call.Finish(SendStream(call, stream, call.control().Count(3),
                                 [&](int i) {
                                   StreamResponseData out;
@@ -118,20 +112,14 @@ Status GreeterImpl::ServerStream(grpc::ServerContext* ctx, const StreamRequestDa
 Status GreeterImpl::ClientStream(grpc::ServerContext* ctx, grpc::ServerReader<StreamRequestData>* stream,
                                  StreamResponseData* reply) {
   CallScope call(calls_, ctx, "/Greeter/ClientStream", Mode::kStreamRequest);
-  if (!call.control_status().ok()) return call.Finish(call.control_status(), true);
   std::vector<StreamRequestData> got;
   Status read = ReadRequests(call, stream, &got, [](const StreamRequestData&, size_t) { return Status::OK; });
-  if (!read.ok()) return call.Finish(read, true);
-  return call.Finish(OneResponse(call,
-                                 [&] {
-                                   std::string joined;
-                                   for (size_t i = 0; i < got.size(); ++i) {
-                                     joined += (i ? "," : "") + got[i].data();
-                                   }
-                                   reply->set_data(joined);
-                                   return Status::OK;
-                                 }),
-                     true);
+  if (read.ok()) {
+    std::string joined;
+    for (size_t i = 0; i < got.size(); ++i) joined += (i ? "," : "") + got[i].data();
+    reply->set_data(joined);
+  }
+  return call.Finish(read, true);
 }
 
 Status GreeterImpl::AllStream(grpc::ServerContext* ctx,
@@ -161,22 +149,17 @@ Status ChatImpl::ChatStream(grpc::ServerContext* ctx, grpc::ServerReaderWriter<M
 
 Status SensorImpl::Record(grpc::ServerContext* ctx, grpc::ServerReader<SensorData>* stream, RecordSummary* reply) {
   CallScope call(calls_, ctx, "/SensorService/Record", Mode::kStreamRequest);
-  if (!call.control_status().ok()) return call.Finish(call.control_status(), true);
   std::vector<SensorData> readings;
   Status read = ReadRequests(call, stream, &readings, [](const SensorData& r, size_t i) {
     if (!r.device_id().empty()) return Status::OK;
     return Status(StatusCode::INVALID_ARGUMENT, "reading " + std::to_string(i) + " has an empty device_id");
   });
-  if (!read.ok()) return call.Finish(read, true);
-  Status done = OneResponse(call, [&] {
+  if (read.ok()) {
     *reply = Summarise(readings);
-    return Status::OK;
-  });
-  if (done.ok() && !ctx->IsCancelled()) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const SensorData& r : readings) latest_[r.device_id()] = r;
   }
-  return call.Finish(done, true);
+  return call.Finish(read, true);
 }
 
 Status SensorImpl::Watch(grpc::ServerContext* ctx, const WatchRequest* req, grpc::ServerWriter<SensorData>* stream) {
@@ -184,8 +167,7 @@ Status SensorImpl::Watch(grpc::ServerContext* ctx, const WatchRequest* req, grpc
   if (req->device_id().empty()) {
     return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "device_id is empty"), false);
   }
-  if (!call.control_status().ok()) return call.Finish(call.control_status(), false);
-  int limit = req->limit() == 0 ? 3 : static_cast<int>(req->limit());
+  int64_t limit = req->limit() == 0 ? 3 : req->limit();
   return call.Finish(SendStream(call, stream, call.control().Count(limit),
                                 [&](int i) {
                                   SensorData out;
@@ -202,45 +184,39 @@ Status SensorImpl::Latest(grpc::ServerContext* ctx, const DeviceQuery* req, Sens
   if (req->device_id().empty()) {
     return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "device_id is empty"), true);
   }
-  return call.Finish(OneResponse(call,
-                                 [&] {
-                                   std::lock_guard<std::mutex> lock(mu_);
-                                   auto it = latest_.find(req->device_id());
-                                   if (it == latest_.end()) {
-                                     return Status(StatusCode::NOT_FOUND, "no Record stored a reading of device \"" +
-                                                                              req->device_id() + "\"");
-                                   }
-                                   *reply = it->second;
-                                   return Status::OK;
-                                 }),
-                     true);
+  Status started = call.Start();
+  if (!started.ok()) return call.Finish(started, true);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = latest_.find(req->device_id());
+    if (it == latest_.end()) {
+      return call.Finish(
+          Status(StatusCode::NOT_FOUND, "no Record stored a reading of device \"" + req->device_id() + "\""), true);
+    }
+    *reply = it->second;
+  }
+  return call.Finish(call.BeforeResponse(0), true);
 }
 
 Status ObserverImpl::GetCall(grpc::ServerContext* ctx, const conform::v1::CallQuery* query,
                              conform::v1::CallRecord* reply) {
+  // Not scripted: the reference's GetCall ignores the control headers too.
   CallScope call(calls_, ctx, "/conform.v1.Observer/GetCall", Mode::kUnaryRequest);
-  return call.Finish(OneResponse(call,
-                                 [&] {
-                                   auto found = calls_.Get(query->call_id());
-                                   if (!found) {
-                                     return Status(StatusCode::NOT_FOUND,
-                                                   "no call carried x-conform-call-id: \"" + query->call_id() + "\"");
-                                   }
-                                   // Waits in slices so that a cancelled GetCall stops waiting;
-                                   // running out of wait is an answer too (RUNNING).
-                                   auto until = std::chrono::steady_clock::now() +
-                                                std::chrono::milliseconds(query->wait_ms());
-                                   while (true) {
-                                     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         until - std::chrono::steady_clock::now());
-                                     *reply = found->Await(std::clamp(left, std::chrono::milliseconds(0),
-                                                                      std::chrono::milliseconds(50)));
-                                     if (reply->outcome() != conform::v1::RUNNING || left.count() <= 0) break;
-                                     if (ctx->IsCancelled()) return call.Ended();
-                                   }
-                                   return Status::OK;
-                                 }),
-                     true);
+  auto found = calls_.Get(query->call_id());
+  if (!found) {
+    return call.Finish(
+        Status(StatusCode::NOT_FOUND, "no call carried x-conform-call-id: \"" + query->call_id() + "\""), true);
+  }
+  // Waits in slices so that a cancelled GetCall stops waiting; running out of
+  // wait is an answer too (RUNNING).
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(query->wait_ms());
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    *reply = found->Await(std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(50)));
+    if (reply->outcome() != conform::v1::RUNNING || left.count() <= 0) break;
+    if (ctx->IsCancelled()) return call.Finish(call.Ended(), true);
+  }
+  return call.Finish(Status::OK, true);
 }
 
 }  // namespace peer
