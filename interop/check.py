@@ -292,9 +292,15 @@ def fail_after_stream(p):
 
 @check
 def fail_after_zero_unary(p):
-    md = (("x-conform-fail-after", "0"),)
-    expect_status(lambda: p.greeter.SayHello(g.HelloRequest(name="z"), metadata=md, timeout=DEADLINE_S),
-                  grpc.StatusCode.UNKNOWN, "SayHello fail-after 0 (default code 2)")
+    md = (("x-conform-fail-after", "0"), ("x-grpc-test-echo-initial", "on-error"),
+          ("x-grpc-test-echo-trailing-bin", b"\x07"))
+    err = expect_status(lambda: p.greeter.SayHello(g.HelloRequest(name="z"), metadata=md, timeout=DEADLINE_S),
+                        grpc.StatusCode.UNKNOWN, "SayHello fail-after 0 (default code 2)")
+    # A trailers-only answer carries the echoed header in its one block, which
+    # grpcio shows as trailing metadata.
+    seen = [tuple(m) for m in (err.initial_metadata() or ())] + [tuple(m) for m in (err.trailing_metadata() or ())]
+    expect(("x-grpc-test-echo-initial", "on-error") in seen, f"echoed header on an error: {seen}")
+    expect(("x-grpc-test-echo-trailing-bin", b"\x07") in seen, f"echoed trailer on an error: {seen}")
 
 
 @check
