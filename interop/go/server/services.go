@@ -53,24 +53,38 @@ func (greeter) ClientStream(stream pb.Greeter_ClientStreamServer) error {
 	if err != nil {
 		return err
 	}
+	var data []string
+	err = readRequests(ctx, ctl, stream.Recv, func(req *pb.StreamRequestData) error {
+		data = append(data, req.Data)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(&pb.StreamResponseData{Data: strings.Join(data, ",")})
+}
+
+// readRequests runs a client stream's script: fail-after 0 at the start, then
+// reading (recv's io.EOF is the half-close) until the half-close or
+// close-after-requests, each request handed to take, which may end the call at
+// once; then the pause before the one response.
+func readRequests[M any](ctx context.Context, ctl *control, recv func() (M, error), take func(M) error) error {
 	if err := ctl.failAtStart(ctx); err != nil {
 		return err
 	}
-	var data []string
-	for !ctl.closesAfter(len(data)) {
-		req, err := stream.Recv()
+	for read := 0; !ctl.closesAfter(read); read++ {
+		req, err := recv()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return err
 		}
-		data = append(data, req.Data)
+		if err := take(req); err != nil {
+			return err
+		}
 	}
-	if err := ctl.beforeResponse(ctx, 0); err != nil {
-		return err
-	}
-	return stream.SendAndClose(&pb.StreamResponseData{Data: strings.Join(data, ",")})
+	return ctl.beforeResponse(ctx, 0)
 }
 
 func (greeter) AllStream(stream pb.Greeter_AllStreamServer) error {
@@ -173,24 +187,15 @@ func (s *sensors) Record(stream pb.SensorService_RecordServer) error {
 	if err != nil {
 		return err
 	}
-	if err := ctl.failAtStart(ctx); err != nil {
-		return err
-	}
 	var readings []*pb.SensorData
-	for !ctl.closesAfter(len(readings)) {
-		r, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	err = readRequests(ctx, ctl, stream.Recv, func(r *pb.SensorData) error {
 		if r.DeviceId == "" {
 			return status.Errorf(codes.InvalidArgument, "reading %d has an empty device_id", len(readings))
 		}
 		readings = append(readings, r)
-	}
-	if err := ctl.beforeResponse(ctx, 0); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if err := stream.SendAndClose(summarise(readings)); err != nil {
