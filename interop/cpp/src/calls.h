@@ -68,6 +68,9 @@ class CallScope {
 
   /// The call's script; valid once Start() returned OK.
   const Control& control() const { return control_; }
+  /// INVALID_ARGUMENT when a control header was malformed, which the
+  /// reference reports before it looks at the request.
+  const grpc::Status& control_status() const { return control_status_; }
   /// The call's start: a malformed control header, or fail-after 0 (after
   /// delay-ms), ends the call here.
   grpc::Status Start() {

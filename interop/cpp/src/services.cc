@@ -164,6 +164,7 @@ Status SensorImpl::Record(grpc::ServerContext* ctx, grpc::ServerReader<SensorDat
 
 Status SensorImpl::Watch(grpc::ServerContext* ctx, const WatchRequest* req, grpc::ServerWriter<SensorData>* stream) {
   CallScope call(calls_, ctx, "/SensorService/Watch", Mode::kUnaryRequest);
+  if (!call.control_status().ok()) return call.Finish(call.control_status(), false);
   if (req->device_id().empty()) {
     return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "device_id is empty"), false);
   }
@@ -181,6 +182,7 @@ Status SensorImpl::Watch(grpc::ServerContext* ctx, const WatchRequest* req, grpc
 
 Status SensorImpl::Latest(grpc::ServerContext* ctx, const DeviceQuery* req, SensorData* reply) {
   CallScope call(calls_, ctx, "/SensorService/Latest", Mode::kUnaryRequest);
+  if (!call.control_status().ok()) return call.Finish(call.control_status(), true);
   if (req->device_id().empty()) {
     return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "device_id is empty"), true);
   }
