@@ -67,6 +67,8 @@ class Call:
         self.response_encoding = headers.get("x-conform-response-encoding")
         self.echo_initial = headers.get("x-grpc-test-echo-initial")
         self.unary_prepared = False
+        self.compression = None
+        self.metadata_sent = False
         self.trailers = ()
         for key, value in context.invocation_metadata() or ():
             if key == "x-grpc-test-echo-trailing-bin":
@@ -77,15 +79,27 @@ class Call:
         response encoding."""
         if self.trailers:
             self.context.set_trailing_metadata(self.trailers)
-        compression = _COMPRESSION_BY_NAME.get(self.response_encoding or "")
-        if compression is not None:
-            # C-core falls back to identity when the client does not list it
-            # in grpc-accept-encoding.
-            self.context.set_compression(compression)
+        self.compression = _COMPRESSION_BY_NAME.get(self.response_encoding or "")
+        if self.compression is not None:
+            # C-core compresses even when the client's grpc-accept-encoding
+            # does not list the encoding, and hides that header from the
+            # handler, so "when the client accepts it" cannot be honoured here
+            # (README: known limitations).
+            self.context.set_compression(self.compression)
         if self.echo_initial is not None:
             await self.context.send_initial_metadata(
                 (("x-grpc-test-echo-initial", self.echo_initial),)
             )
+            self.metadata_sent = True
+
+    async def before_unary_send(self):
+        """grpc.aio applies set_compression to a unary response only when the
+        handler sent its initial metadata itself (streamed responses are
+        compressed either way), so a unary response that should be compressed
+        sends them just before it; error endings stay trailers-only."""
+        if self.compression is not None and not self.metadata_sent:
+            await self.context.send_initial_metadata(())
+            self.metadata_sent = True
 
     def reads_exhausted(self):
         """Whether close-after-requests says to stop reading now."""
@@ -168,6 +182,7 @@ def contract_call(method):
                 response = await body(self, call, request)
                 if response is not None:
                     await call.before_unary_response()
+                    await call.before_unary_send()
                     call.state.response_sent()
                 else:
                     call.end()
