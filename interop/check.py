@@ -3,8 +3,8 @@
 
     interop/python/out/venv/bin/python interop/check.py --target 127.0.0.1:PORT [--peer NAME]
 
-Needs interop/python/build (it provides grpcio and the generated modules in
-interop/python/out). Each check calls the peer for real and asserts what the
+Needs interop/python/build (it provides grpcio, h2 and the generated modules
+in interop/python/out). Each check calls the peer for real and asserts what the
 contract says; a check a peer's stack cannot pass is listed in KNOWN with the
 reason and reported as "known" rather than failed (a known check that passes
 is reported too, so the list stays honest). Every call has a deadline.
@@ -14,6 +14,8 @@ Exit status: 0 when no check failed unexpectedly.
 import argparse
 import json
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -43,6 +45,8 @@ DEADLINE_S = 10.0
 KNOWN = {
     "python": {
         "observer_request_encoding": "grpcio consumes grpc-encoding; handlers never see it",
+        "response_encoding_not_accepted": "C-core compresses with the asked encoding whatever the "
+                                          "client's grpc-accept-encoding, which it hides from the handler",
         "observer_unary_half_close": "C-core runs a unary handler once the message is in and never "
                                      "tells it about END_STREAM: half_close_received is false",
         "unary_waits_for_end_stream": "grpcio (C-core) answers a unary call before the client's END_STREAM",
@@ -51,14 +55,20 @@ KNOWN = {
         "observer_unary_half_close": "grpc-go runs a unary handler without looking for END_STREAM: "
                                      "half_close_received is false",
         "unary_waits_for_end_stream": "grpc-go answers a unary call before the client's END_STREAM",
+        "response_encoding_on_the_wire": "grpc-go 1.33 has no per-call send compressor: it only mirrors "
+                                         "the request's encoding (interop/go/README.md)",
     },
     "cpp": {
         "observer_unary_half_close": "C-core runs a unary handler once the message is in and never "
                                      "tells it about END_STREAM: half_close_received is false",
         "unary_waits_for_end_stream": "C-core answers a unary call before the client's END_STREAM",
         "observer_request_encoding": "C-core consumes grpc-encoding; handlers never see it",
+        "response_encoding_not_accepted": "C-core compresses with the asked encoding whatever the "
+                                          "client's grpc-accept-encoding",
     },
-    "node": {},
+    "node": {
+        "response_encoding_on_the_wire": "grpc-js never compresses responses",
+    },
     "java": {
         "message_size_limit": "grpc-java 1.41 resets an oversize request's stream (RST_STREAM CANCEL, "
         "from deframeFailed) without sending RESOURCE_EXHAUSTED: the client sees CANCELLED",
@@ -111,6 +121,7 @@ class Peer:
     """Stubs on one channel, plus helpers for the Observer."""
 
     def __init__(self, target):
+        self.target = target
         self.channel = grpc.insecure_channel(target)
         self.greeter = greeter_pb2_grpc.GreeterStub(self.channel)
         self.chat = chat_pb2_grpc.ChatServiceStub(self.channel)
@@ -139,6 +150,55 @@ class Peer:
                     raise
             time.sleep(0.05)
         raise CheckFailed(f"server never read {count} requests of {call_id}")
+
+
+def raw_call(target, path, message, headers, timeout_s=DEADLINE_S):
+    """One gRPC call over a bare HTTP/2 connection (the h2 library), for what
+    grpcio hides: the response's headers, its messages' compressed flags and
+    its trailers. Returns (headers, [(flag, payload)], trailers)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    host, port = target.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+    try:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        conn.initiate_connection()
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":path", path),
+                                   (":authority", target), ("content-type", "application/grpc"),
+                                   ("te", "trailers")] + list(headers))
+        body = message.SerializeToString()
+        conn.send_data(stream, b"\x00" + struct.pack(">I", len(body)) + body, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        response, data, trailers = {}, b"", {}
+        end = time.monotonic() + timeout_s
+        done = False
+        while not done:
+            sock.settimeout(max(0.01, end - time.monotonic()))
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise CheckFailed(f"{path}: connection closed before the call ended")
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.ResponseReceived):
+                    response = dict(event.headers)
+                elif isinstance(event, h2.events.DataReceived):
+                    data += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream)
+                elif isinstance(event, h2.events.TrailersReceived):
+                    trailers = dict(event.headers)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    done = True
+            sock.sendall(conn.data_to_send())
+    finally:
+        sock.close()
+    messages = []
+    while len(data) >= 5:
+        flag, size = data[0], struct.unpack(">I", data[1:5])[0]
+        messages.append((flag, data[5:5 + size]))
+        data = data[5 + size:]
+    return response, messages, trailers
 
 
 def gated(messages, gate):
@@ -311,6 +371,30 @@ def echo_metadata(p):
            f"initial metadata {call.initial_metadata()}")
     expect(("x-grpc-test-echo-trailing-bin", b"\x00\x01\xfe") in [tuple(m) for m in call.trailing_metadata()],
            f"trailing metadata {call.trailing_metadata()}")
+
+
+@check
+def response_encoding_on_the_wire(p):
+    """Asked for gzip by a client that accepts it: the response is compressed.
+    The message is large enough that compressing it pays (C-core sends a
+    message uncompressed when gzip would not make it smaller)."""
+    headers, messages, trailers = raw_call(
+        p.target, "/Greeter/SayHello", g.HelloRequest(name="a" * 1000),
+        [("grpc-accept-encoding", "identity,gzip"), ("x-conform-response-encoding", "gzip")])
+    expect_eq(trailers.get("grpc-status", headers.get("grpc-status")), "0", "grpc-status")
+    expect_eq(headers.get("grpc-encoding"), "gzip", "grpc-encoding")
+    expect_eq([flag for flag, _ in messages], [1], "compressed flags")
+
+
+@check
+def response_encoding_not_accepted(p):
+    """Asked for gzip by a client that accepts only identity: nothing is
+    compressed (doc/compression.md)."""
+    headers, messages, trailers = raw_call(
+        p.target, "/Greeter/SayHello", g.HelloRequest(name="a" * 1000),
+        [("grpc-accept-encoding", "identity"), ("x-conform-response-encoding", "gzip")])
+    expect_eq(trailers.get("grpc-status", headers.get("grpc-status")), "0", "grpc-status")
+    expect_eq([flag for flag, _ in messages], [0], "compressed flags")
 
 
 @check
