@@ -672,6 +672,43 @@ def message_size_limit(p):
 
 
 @check
+def malformed_control_header(p):
+    """A malformed control header is INVALID_ARGUMENT naming the header, as the
+    reference answers, not a silently ignored header."""
+    for name, value in (("x-conform-response-count", "three"), ("x-conform-delay-ms", "600001")):
+        err = expect_status(lambda: list(p.greeter.ServerStream(g.StreamRequestData(data="m"),
+                                                                metadata=((name, value),), timeout=DEADLINE_S)),
+                            grpc.StatusCode.INVALID_ARGUMENT, f"{name}: {value}")
+        expect(name in (err.details() or ""), f"message {err.details()!r} does not name {name}")
+
+
+@check
+def fail_after_zero_reads_nothing(p):
+    """fail-after 0 ends the call at the handler's start, before any request
+    is read (the reference's rule)."""
+    cid = p.call_id("fail-zero")
+    md = (("x-conform-call-id", cid), ("x-conform-fail-after", "0"), ("x-conform-fail-code", "7"))
+    gate = threading.Event()
+    reqs = gated([g.StreamRequestData(data=d) for d in ("a", "b")], gate)
+    try:
+        expect_status(lambda: p.greeter.ClientStream(reqs, metadata=md, timeout=DEADLINE_S),
+                      grpc.StatusCode.PERMISSION_DENIED, "ClientStream fail-after 0")
+    finally:
+        gate.set()
+    rec = p.record(cid)
+    expect_eq((rec.outcome, rec.status_code, rec.requests_received, rec.responses_sent),
+              (o.COMPLETED, 7, 0, 0), "record")
+
+
+@check
+def fail_message_percent_decoded(p):
+    md = (("x-conform-fail-after", "0"), ("x-conform-fail-message", "caf%C3%A9%0Aline 2"))
+    err = expect_status(lambda: p.greeter.SayHello(g.HelloRequest(name="p"), metadata=md, timeout=DEADLINE_S),
+                        grpc.StatusCode.UNKNOWN, "SayHello fail-after 0")
+    expect_eq(err.details(), "café\nline 2", "message")
+
+
+@check
 def unknown_method(p):
     call = p.channel.unary_unary("/Greeter/NoSuchMethod")
     expect_status(lambda: call(b"", timeout=DEADLINE_S), grpc.StatusCode.UNIMPLEMENTED, "unknown method")

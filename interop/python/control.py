@@ -4,6 +4,7 @@ kept up to date as it goes (section 4)."""
 
 import asyncio
 import functools
+import json
 
 import grpc
 from grpc import aio
@@ -26,7 +27,7 @@ CANCEL_GRACE_S = 0.005
 
 
 class Fail(Exception):
-    """Ends the call with a status of the handler's own (never OK)."""
+    """Ends the call with a status of the handler's own."""
 
     def __init__(self, code, message=""):
         super().__init__(f"status {code}: {message}")
@@ -34,14 +35,60 @@ class Fail(Exception):
         self.message = message
 
 
-def _int_header(headers, name):
-    """A numeric control header; absent or malformed means not set, so a
-    garbled header leaves the call on its default behaviour."""
-    try:
-        value = int(headers[name])
-    except (KeyError, ValueError):
+# Longest pause a header may ask for, as the reference bounds it.
+MAX_PAUSE_MS = 600_000
+_U32_MAX = 2**32 - 1
+
+
+def quoted(value):
+    """A header value quoted as the reference shows it in its messages."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _control_error(name, value, reason):
+    return Fail(
+        grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        f"control header {name}: {reason} (got {quoted(value)})",
+    )
+
+
+def _number(headers, name):
+    """A control header holding a decimal u32 (spaces around tolerated);
+    None when absent. Malformed is INVALID_ARGUMENT naming the header, as the
+    reference answers, so a fixture's typo never passes as "absent"."""
+    value = headers.get(name)
+    if value is None:
         return None
-    return value if value >= 0 else None
+    text = value.strip()
+    if not text or not text.isascii() or not text.isdigit() or int(text) > _U32_MAX:
+        raise _control_error(name, value, "expected a decimal integer from 0 to 4294967295")
+    return int(text)
+
+
+def _pause(headers, name):
+    ms = _number(headers, name) or 0
+    if ms > MAX_PAUSE_MS:
+        raise _control_error(name, headers[name], "pauses above 600000 ms are refused")
+    return ms
+
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _percent_decode(value):
+    """Lenient percent-decoding, as the reference does: a % not followed by two
+    hex digits stays as it is, so plain text may be sent as it is."""
+    raw = value.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        if raw[i] == 0x25 and i + 2 < len(raw) and raw[i + 1] in _HEX and raw[i + 2] in _HEX:
+            out.append(int(raw[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return bytes(out).decode("utf-8")
 
 
 class Call:
@@ -55,15 +102,13 @@ class Call:
         self.state = registry.open(
             method, context, headers, headers.get("grpc-encoding", "")
         )
-        self.response_count = _int_header(headers, "x-conform-response-count")
-        self.interval_ms = _int_header(headers, "x-conform-response-interval-ms") or 0
-        self.delay_ms = _int_header(headers, "x-conform-delay-ms") or 0
-        self.fail_after = _int_header(headers, "x-conform-fail-after")
-        self.fail_code = _int_header(headers, "x-conform-fail-code")
-        if self.fail_code is None:
-            self.fail_code = 2
-        self.fail_message = headers.get("x-conform-fail-message", "")
-        self.close_after = _int_header(headers, "x-conform-close-after-requests")
+        # Parsed in begin(), where a malformed header can end the call.
+        self.headers = headers
+        self.response_count = None
+        self.interval_ms = self.delay_ms = 0
+        self.fail_after = self.close_after = None
+        self.fail_code = grpc.StatusCode.UNKNOWN.value[0]
+        self.fail_message = ""
         self.response_encoding = headers.get("x-conform-response-encoding")
         self.echo_initial = headers.get("x-grpc-test-echo-initial")
         self.unary_prepared = False
@@ -91,6 +136,40 @@ class Call:
                 (("x-grpc-test-echo-initial", self.echo_initial),)
             )
             self.metadata_sent = True
+        self._parse_control()
+
+    def _parse_control(self):
+        """The handler-side control headers, with the reference's rules;
+        fail-code and fail-message are read only with fail-after."""
+        h = self.headers
+        self.response_count = _number(h, "x-conform-response-count")
+        self.interval_ms = _pause(h, "x-conform-response-interval-ms")
+        self.delay_ms = _pause(h, "x-conform-delay-ms")
+        self.fail_after = _number(h, "x-conform-fail-after")
+        if self.fail_after is not None:
+            code = _number(h, "x-conform-fail-code")
+            if code is not None and code > 16:
+                raise _control_error("x-conform-fail-code", h["x-conform-fail-code"],
+                                     "expected a gRPC status code from 0 to 16")
+            self.fail_code = 2 if code is None else code
+            message = h.get("x-conform-fail-message", "")
+            try:
+                self.fail_message = _percent_decode(message)
+            except UnicodeDecodeError:
+                raise _control_error("x-conform-fail-message", message,
+                                     "percent-decodes to invalid UTF-8") from None
+        self.close_after = _number(h, "x-conform-close-after-requests")
+
+    async def fail_at_start(self):
+        """fail-after 0: the scripted status after delay-ms, before anything
+        else (before any request is read)."""
+        if self.fail_after == 0:
+            await self.pause(self.delay_ms)
+            raise Fail(self.fail_code, self.fail_message)
+
+    async def pause(self, ms):
+        if ms:
+            await asyncio.sleep(ms / 1000.0)
 
     async def before_unary_send(self):
         """grpc.aio applies set_compression to a unary response only when the
@@ -132,33 +211,27 @@ class Call:
         return messages
 
     async def before_response(self):
-        """The pause due before the next response, then fail-after: the failure
-        takes the place of response N+1, after the same pause."""
+        """delay-ms before the first response, response-interval-ms before
+        each later one."""
         sent = self.state.record.responses_sent
-        pause_ms = self.delay_ms if sent == 0 else self.interval_ms
-        if pause_ms:
-            await asyncio.sleep(pause_ms / 1000.0)
-        if self.fail_after is not None and sent >= self.fail_after:
-            raise Fail(self.fail_code, self.fail_message)
+        await self.pause(self.delay_ms if sent == 0 else self.interval_ms)
 
     async def before_unary_response(self):
         """before_response for the one response of a unary-response method; a
         handler may call it early (to act only once the call will end OK) and
-        the wrapper then does not pause twice."""
+        the wrapper then does not pause twice. fail-after N > 0 changes
+        nothing for a single response, as in the reference."""
         if not self.unary_prepared:
             self.unary_prepared = True
             await self.before_response()
 
     async def write(self, message):
-        """One streamed response, after its pause."""
+        """One streamed response after its pause; fail-after N ends the call
+        right after the N-th."""
         await self.before_response()
         await self.context.write(message)
         self.state.response_sent()
-
-    def end(self):
-        """The handler is about to end OK: fail-after N with exactly N
-        responses sent ends with the scripted status instead."""
-        if self.fail_after is not None and self.state.record.responses_sent >= self.fail_after:
+        if self.fail_after and self.state.record.responses_sent == self.fail_after:
             raise Fail(self.fail_code, self.fail_message)
 
     def expired(self):
@@ -166,17 +239,24 @@ class Call:
         return remaining is not None and remaining <= 0
 
 
-def contract_call(method):
+def contract_call(method, single_request=False, stream_response=False):
     """Wraps a handler body `body(self, call, request)` into a grpc.aio handler
     that keeps the call's record and turns Fail into the call's status.
 
-    Unary responses are returned by the body and counted here; streamed ones
-    are written by the body through call.write."""
+    With single_request (unary and server-streaming methods) the request is
+    counted as read before anything else, as the reference does. Unary
+    responses are returned by the body and counted here; streamed ones are
+    written by the body through call.write."""
 
     def wrap(body):
         @functools.wraps(body)
         async def handler(self, request, context):
             call = Call(self.registry, method, context)
+            if single_request:
+                # Not a half-close: C-core starts unary handlers as soon as
+                # the message is in, before (or without) the client's
+                # END_STREAM, and never tells the handler about it.
+                call.state.request_read()
             try:
                 await call.begin()
                 response = await body(self, call, request)
@@ -184,17 +264,15 @@ def contract_call(method):
                     await call.before_unary_response()
                     await call.before_unary_send()
                     call.state.response_sent()
-                else:
-                    call.end()
                 call.state.finish(observer_pb2.COMPLETED, 0)
                 return response
             except Fail as fail:
-                code = _STATUS_BY_NUMBER.get(fail.code)
-                if code is None or code is grpc.StatusCode.OK:
-                    # grpcio can only send its enum's non-OK codes.
-                    code = grpc.StatusCode.UNKNOWN
-                call.state.finish(observer_pb2.COMPLETED, code.value[0])
-                await context.abort(code, fail.message, call.trailers)
+                if fail.code == 0 and not stream_response:
+                    # grpcio can only end a unary-response call OK with a
+                    # response; a scripted OK without one goes out as UNKNOWN.
+                    fail = Fail(grpc.StatusCode.UNKNOWN.value[0], fail.message)
+                call.state.finish(observer_pb2.COMPLETED, fail.code)
+                await _end_with(context, call, fail)
             except asyncio.CancelledError:
                 # The status the client sees for such an ending, as the other
                 # peers record it.
@@ -212,3 +290,15 @@ def contract_call(method):
         return handler
 
     return wrap
+
+
+async def _end_with(context, call, fail):
+    """Ends the call with fail's status (grpc-message percent-encoded by
+    grpcio) and the echoed trailer. abort() refuses OK, so a scripted OK
+    (fail-code 0) sets the status and lets the handler return nothing."""
+    code = _STATUS_BY_NUMBER[fail.code]
+    if code is grpc.StatusCode.OK:
+        context.set_code(code)
+        context.set_details(fail.message)
+        return None
+    await context.abort(code, fail.message, call.trailers)

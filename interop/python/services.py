@@ -13,25 +13,21 @@ import observer_pb2_grpc
 import sensor_pb2
 import sensor_pb2_grpc
 from control import Fail, contract_call
+from control import quoted
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
-
-
-def unary_request(call):
-    """A unary request reached the handler: one message read. Not a
-    half-close: C-core starts unary handlers as soon as the message is in,
-    before (or without) the client's END_STREAM, and never tells the handler
-    about it."""
-    call.state.request_read()
+# GetCall waits at most this long whatever wait_ms says, as the reference.
+MAX_GET_CALL_WAIT_MS = 60_000
 
 
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
     def __init__(self, registry):
         self.registry = registry
 
-    @contract_call("/ChatService/ChatStream")
+    @contract_call("/ChatService/ChatStream", stream_response=True)
     async def ChatStream(self, call, _requests):
+        await call.fail_at_start()
         while not call.reads_exhausted():
             message = await call.read()
             if message is None:
@@ -49,25 +45,27 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
     def __init__(self, registry):
         self.registry = registry
 
-    @contract_call("/Greeter/SayHello")
+    @contract_call("/Greeter/SayHello", single_request=True)
     async def SayHello(self, call, request):
-        unary_request(call)
+        await call.fail_at_start()
         return greeter_pb2.HelloReply(message="Hello " + request.name)
 
-    @contract_call("/Greeter/ServerStream")
+    @contract_call("/Greeter/ServerStream", single_request=True, stream_response=True)
     async def ServerStream(self, call, request):
-        unary_request(call)
+        await call.fail_at_start()
         count = 3 if call.response_count is None else call.response_count
         for i in range(1, count + 1):
             await call.write(greeter_pb2.StreamResponseData(data=f"{request.data}-{i}"))
 
     @contract_call("/Greeter/ClientStream")
     async def ClientStream(self, call, _requests):
+        await call.fail_at_start()
         received = await call.read_all()
         return greeter_pb2.StreamResponseData(data=",".join(r.data for r in received))
 
-    @contract_call("/Greeter/AllStream")
+    @contract_call("/Greeter/AllStream", stream_response=True)
     async def AllStream(self, call, _requests):
+        await call.fail_at_start()
         while not call.reads_exhausted():
             request = await call.read()
             if request is None:
@@ -108,27 +106,28 @@ class SensorService(sensor_pb2_grpc.SensorServiceServicer):
 
     @contract_call("/SensorService/Record")
     async def Record(self, call, _requests):
+        await call.fail_at_start()
         readings = []
         while not call.reads_exhausted():
             reading = await call.read()
             if reading is None:
                 break
             if not reading.device_id:
-                raise Fail(INVALID_ARGUMENT, f"reading {len(readings)} has an empty device_id")
+                raise Fail(INVALID_ARGUMENT, f"Record: reading {len(readings) + 1} has an empty device_id")
             readings.append(reading)
         summary = summarise(readings)
-        # Stored only once the call is sure to end OK; a scripted failure
-        # (fail-after 0) must not store anything.
+        # Stored only once the reply is due (after delay-ms), as the reference
+        # does; a call cancelled during the delay stores nothing.
         await call.before_unary_response()
         for r in readings:
             self.latest[r.device_id] = r
         return summary
 
-    @contract_call("/SensorService/Watch")
+    @contract_call("/SensorService/Watch", single_request=True, stream_response=True)
     async def Watch(self, call, request):
-        unary_request(call)
         if not request.device_id:
-            raise Fail(INVALID_ARGUMENT, "device_id is empty")
+            raise Fail(INVALID_ARGUMENT, "Watch: device_id must not be empty")
+        await call.fail_at_start()
         count = request.limit or 3
         if call.response_count is not None:
             count = call.response_count
@@ -139,14 +138,14 @@ class SensorService(sensor_pb2_grpc.SensorServiceServicer):
                 )
             )
 
-    @contract_call("/SensorService/Latest")
+    @contract_call("/SensorService/Latest", single_request=True)
     async def Latest(self, call, request):
-        unary_request(call)
         if not request.device_id:
-            raise Fail(INVALID_ARGUMENT, "device_id is empty")
+            raise Fail(INVALID_ARGUMENT, "Latest: device_id must not be empty")
+        await call.fail_at_start()
         reading = self.latest.get(request.device_id)
         if reading is None:
-            raise Fail(NOT_FOUND, f'no Record stored a reading of device "{request.device_id}"')
+            raise Fail(NOT_FOUND, f"Latest: no Record call stored a reading for device {quoted(request.device_id)}")
         return reading
 
 
@@ -157,7 +156,9 @@ class Observer(observer_pb2_grpc.ObserverServicer):
     async def GetCall(self, request, context):
         # Not itself recorded: a GetCall carrying the id it asks about would
         # replace the very call it looks for.
-        record = await self.registry.get(request.call_id, request.wait_ms)
+        record = await self.registry.get(request.call_id, min(request.wait_ms, MAX_GET_CALL_WAIT_MS))
         if record is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f'no call carried x-conform-call-id: "{request.call_id}"')
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"GetCall: no call carried x-conform-call-id {quoted(request.call_id)}"
+            )
         return record
