@@ -20,17 +20,56 @@ class Cancelled extends Error {}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// A numeric control header; absent or malformed means not set, so a garbled
-// header leaves the call on its default behaviour.
-function intHeader(metadata, name) {
-  const values = metadata.get(name);
-  if (values.length === 0 || !/^\d+$/.test(String(values[0]).trim())) return null;
-  return Number(String(values[0]).trim());
+// Longest pause a header may ask for, as the reference bounds it.
+const MAX_PAUSE_MS = 600000;
+const U32_MAX = 4294967295;
+
+function controlError(name, value, reason) {
+  return new Fail(grpc.status.INVALID_ARGUMENT,
+    `control header ${name}: ${reason} (got ${JSON.stringify(value)})`);
 }
 
 function textHeader(metadata, name) {
   const values = metadata.get(name);
   return values.length === 0 ? null : String(values[0]);
+}
+
+// A control header holding a decimal u32 (spaces around tolerated); null when
+// absent. Malformed is INVALID_ARGUMENT naming the header, as the reference
+// answers, so a fixture's typo never passes as "absent".
+function number(metadata, name) {
+  const value = textHeader(metadata, name);
+  if (value === null) return null;
+  const text = value.trim();
+  if (!/^[0-9]+$/.test(text) || Number(text) > U32_MAX) {
+    throw controlError(name, value, 'expected a decimal integer from 0 to 4294967295');
+  }
+  return Number(text);
+}
+
+function pause(metadata, name) {
+  const ms = number(metadata, name) || 0;
+  if (ms > MAX_PAUSE_MS) {
+    throw controlError(name, textHeader(metadata, name), 'pauses above 600000 ms are refused');
+  }
+  return ms;
+}
+
+// Lenient percent-decoding, as the reference does: a % not followed by two hex
+// digits stays as it is, so plain text may be sent as it is.
+function percentDecode(value) {
+  const raw = Buffer.from(value, 'latin1');
+  const out = [];
+  for (let i = 0; i < raw.length; i += 1) {
+    const hex = raw.subarray(i + 1, i + 3).toString('latin1');
+    if (raw[i] === 0x25 && /^[0-9a-fA-F]{2}$/.test(hex)) {
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      out.push(raw[i]);
+    }
+  }
+  return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(out));
 }
 
 class Call {
@@ -45,14 +84,14 @@ class Call {
     this.state = registry.open(method, md, encoding === 'identity' ? '' : encoding,
       stream.getDeadline());
     this.deadline = stream.getDeadline();
-    this.responseCount = intHeader(md, 'x-conform-response-count');
-    this.intervalMs = intHeader(md, 'x-conform-response-interval-ms') || 0;
-    this.delayMs = intHeader(md, 'x-conform-delay-ms') || 0;
-    this.failAfter = intHeader(md, 'x-conform-fail-after');
-    const code = intHeader(md, 'x-conform-fail-code');
-    this.failCode = code === null ? grpc.status.UNKNOWN : code;
-    this.failMessage = textHeader(md, 'x-conform-fail-message') || '';
-    this.closeAfter = intHeader(md, 'x-conform-close-after-requests');
+    // Parsed in begin(), where a malformed header can end the call.
+    this.responseCount = null;
+    this.intervalMs = 0;
+    this.delayMs = 0;
+    this.failAfter = null;
+    this.failCode = grpc.status.UNKNOWN;
+    this.failMessage = '';
+    this.closeAfter = null;
     this.echoInitial = textHeader(md, 'x-grpc-test-echo-initial');
     this.trailers = new grpc.Metadata();
     for (const value of md.get('x-grpc-test-echo-trailing-bin')) {
@@ -82,13 +121,50 @@ class Call {
     this.cancelledNow();
   }
 
-  // What happens before the body: the echoed response header. grpc-js never
-  // compresses responses, so x-conform-response-encoding has no effect.
+  // What happens before the body: the echoed response header, then the
+  // control headers. grpc-js never compresses responses, so
+  // x-conform-response-encoding has no effect.
   begin() {
     if (this.echoInitial !== null) {
       const md = new grpc.Metadata();
       md.set('x-grpc-test-echo-initial', this.echoInitial);
       this.stream.sendMetadata(md);
+    }
+    this.parseControl();
+  }
+
+  // The handler-side control headers, with the reference's rules; fail-code
+  // and fail-message are read only with fail-after.
+  parseControl() {
+    const md = this.stream.metadata;
+    this.responseCount = number(md, 'x-conform-response-count');
+    this.intervalMs = pause(md, 'x-conform-response-interval-ms');
+    this.delayMs = pause(md, 'x-conform-delay-ms');
+    this.failAfter = number(md, 'x-conform-fail-after');
+    if (this.failAfter !== null) {
+      const code = number(md, 'x-conform-fail-code');
+      if (code !== null && code > 16) {
+        throw controlError('x-conform-fail-code', textHeader(md, 'x-conform-fail-code'),
+          'expected a gRPC status code from 0 to 16');
+      }
+      this.failCode = code === null ? grpc.status.UNKNOWN : code;
+      const message = textHeader(md, 'x-conform-fail-message') || '';
+      try {
+        this.failMessage = percentDecode(message);
+      } catch (err) {
+        throw controlError('x-conform-fail-message', message, 'percent-decodes to invalid UTF-8');
+      }
+    }
+    this.closeAfter = number(md, 'x-conform-close-after-requests');
+  }
+
+  // fail-after 0: the scripted status after delay-ms, before anything else
+  // (before any request is read).
+  async failAtStart() {
+    if (this.failAfter === 0) {
+      if (this.delayMs > 0) await sleep(this.delayMs);
+      if (this.cancelled) throw new Cancelled();
+      throw new Fail(this.failCode, this.failMessage);
     }
   }
 
@@ -148,20 +224,18 @@ class Call {
     return messages;
   }
 
-  // The pause due before the next response, then fail-after: the failure takes
-  // the place of response N+1, after the same pause.
+  // delay-ms before the first response, response-interval-ms before each
+  // later one.
   async beforeResponse() {
     const sent = this.state.record.responses_sent;
-    const pause = sent === 0 ? this.delayMs : this.intervalMs;
-    if (pause > 0) await sleep(pause);
+    const ms = sent === 0 ? this.delayMs : this.intervalMs;
+    if (ms > 0) await sleep(ms);
     if (this.cancelled) throw new Cancelled();
-    if (this.failAfter !== null && sent >= this.failAfter) {
-      throw new Fail(this.failCode, this.failMessage);
-    }
   }
 
   // beforeResponse for the one response of a unary-response method; a body may
-  // call it early, and the wrapper then does not pause twice.
+  // call it early, and the wrapper then does not pause twice. fail-after N > 0
+  // changes nothing for a single response, as in the reference.
   async beforeUnaryResponse() {
     if (!this.unaryPrepared) {
       this.unaryPrepared = true;
@@ -170,7 +244,8 @@ class Call {
   }
 
   // One streamed response, after its pause; waits for the stream to drain so a
-  // slow client holds the body back instead of filling memory.
+  // slow client holds the body back instead of filling memory. fail-after N
+  // ends the call right after the N-th.
   async write(message) {
     await this.beforeResponse();
     const flushed = new Promise((resolve) => this.stream.write(message, resolve));
@@ -178,12 +253,7 @@ class Call {
     // A reset stream never calls back.
     await Promise.race([flushed, this.whenCancelled]);
     if (this.cancelled) throw new Cancelled();
-  }
-
-  // The body is about to end OK: fail-after N with exactly N responses sent
-  // ends with the scripted status instead.
-  end() {
-    if (this.failAfter !== null && this.state.record.responses_sent >= this.failAfter) {
+    if (this.failAfter && this.state.record.responses_sent === this.failAfter) {
       throw new Fail(this.failCode, this.failMessage);
     }
   }
@@ -206,9 +276,10 @@ function unaryResponse(registry, method, body, streamingRequest) {
   return (stream, callback) => {
     const call = new Call(registry, method, stream);
     if (streamingRequest) call.listen();
+    // grpc-js runs unary handlers at the half-close, with the request.
+    else { call.state.requestRead(); call.state.halfClose(); }
     (async () => {
       call.begin();
-      if (!streamingRequest) { call.state.requestRead(); call.state.halfClose(); }
       const response = await body(call, stream.request);
       await call.beforeUnaryResponse();
       call.state.responseSent();
@@ -225,11 +296,10 @@ function streamResponse(registry, method, body, streamingRequest) {
   return (stream) => {
     const call = new Call(registry, method, stream);
     if (streamingRequest) call.listen();
+    else { call.state.requestRead(); call.state.halfClose(); }
     (async () => {
       call.begin();
-      if (!streamingRequest) { call.state.requestRead(); call.state.halfClose(); }
       await body(call, stream.request);
-      call.end();
       call.state.finish(Outcome.COMPLETED, grpc.status.OK);
       stream.end(call.trailers);
     })().catch((err) => {

@@ -5,6 +5,9 @@
 const grpc = require('@grpc/grpc-js');
 const { Fail, unary, clientStream, serverStream, bidi } = require('./control');
 
+// GetCall waits at most this long whatever wait_ms says, as the reference.
+const MAX_GET_CALL_WAIT_MS = 60000;
+
 // The RecordSummary of readings, in arrival order. Temperatures are proto
 // floats: Math.fround keeps the sums on the float32 values the client sent.
 function summarise(readings) {
@@ -36,6 +39,7 @@ function services(registry) {
 
   const chat = {
     ChatStream: bidi(registry, '/ChatService/ChatStream', async (call) => {
+      await call.failAtStart();
       while (!call.readsExhausted()) {
         const message = await call.read();
         if (message === null) break;
@@ -49,19 +53,24 @@ function services(registry) {
   };
 
   const greeter = {
-    SayHello: unary(registry, '/Greeter/SayHello', async (call, request) => (
-      { message: `Hello ${request.name}` })),
+    SayHello: unary(registry, '/Greeter/SayHello', async (call, request) => {
+      await call.failAtStart();
+      return { message: `Hello ${request.name}` };
+    }),
     ServerStream: serverStream(registry, '/Greeter/ServerStream', async (call, request) => {
+      await call.failAtStart();
       const count = call.responseCount === null ? 3 : call.responseCount;
       for (let i = 1; i <= count; i += 1) {
         await call.write({ data: `${request.data}-${i}` });
       }
     }),
     ClientStream: clientStream(registry, '/Greeter/ClientStream', async (call) => {
+      await call.failAtStart();
       const received = await call.readAll();
       return { data: received.map((r) => r.data).join(',') };
     }),
     AllStream: bidi(registry, '/Greeter/AllStream', async (call) => {
+      await call.failAtStart();
       while (!call.readsExhausted()) {
         const request = await call.read();
         if (request === null) break;
@@ -72,25 +81,27 @@ function services(registry) {
 
   const sensor = {
     Record: clientStream(registry, '/SensorService/Record', async (call) => {
+      await call.failAtStart();
       const readings = [];
       while (!call.readsExhausted()) {
         const reading = await call.read();
         if (reading === null) break;
         if (!reading.device_id) {
           throw new Fail(grpc.status.INVALID_ARGUMENT,
-            `reading ${readings.length} has an empty device_id`);
+            `Record: reading ${readings.length + 1} has an empty device_id`);
         }
         readings.push(reading);
       }
       const summary = summarise(readings);
-      // Stored only once the call is sure to end OK: a scripted failure
-      // (fail-after 0) must not store anything.
+      // Stored only once the reply is due (after delay-ms), as the reference
+      // does; a call cancelled during the delay stores nothing.
       await call.beforeUnaryResponse();
       for (const r of readings) latest.set(r.device_id, r);
       return summary;
     }),
     Watch: serverStream(registry, '/SensorService/Watch', async (call, request) => {
-      if (!request.device_id) throw new Fail(grpc.status.INVALID_ARGUMENT, 'device_id is empty');
+      if (!request.device_id) throw new Fail(grpc.status.INVALID_ARGUMENT, 'Watch: device_id must not be empty');
+      await call.failAtStart();
       let count = request.limit || 3;
       if (call.responseCount !== null) count = call.responseCount;
       for (let i = 0; i < count; i += 1) {
@@ -100,11 +111,12 @@ function services(registry) {
       }
     }),
     Latest: unary(registry, '/SensorService/Latest', async (call, request) => {
-      if (!request.device_id) throw new Fail(grpc.status.INVALID_ARGUMENT, 'device_id is empty');
+      if (!request.device_id) throw new Fail(grpc.status.INVALID_ARGUMENT, 'Latest: device_id must not be empty');
+      await call.failAtStart();
       const reading = latest.get(request.device_id);
       if (!reading) {
         throw new Fail(grpc.status.NOT_FOUND,
-          `no Record stored a reading of device ${JSON.stringify(request.device_id)}`);
+          `Latest: no Record call stored a reading for device ${JSON.stringify(request.device_id)}`);
       }
       return reading;
     }),
@@ -115,11 +127,11 @@ function services(registry) {
     // replace the very call it looks for.
     GetCall: (stream, callback) => {
       const { call_id: callId, wait_ms: waitMs } = stream.request;
-      registry.get(callId, waitMs).then((record) => {
+      registry.get(callId, Math.min(waitMs, MAX_GET_CALL_WAIT_MS)).then((record) => {
         if (record === null) {
           callback({
             code: grpc.status.NOT_FOUND,
-            details: `no call carried x-conform-call-id: ${JSON.stringify(callId)}`,
+            details: `GetCall: no call carried x-conform-call-id ${JSON.stringify(callId)}`,
           });
         } else {
           callback(null, record);
