@@ -5,6 +5,11 @@ import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -61,15 +66,18 @@ final class ContractCall<Q, R> {
           });
 
   final CallRegistry.CallState state;
-  final Integer responseCount;
+  /** The request headers whose names start with "x-". */
+  private final Map<String, String> x;
   private final ServerCallStreamObserver<R> out;
-  private final long intervalMs;
-  private final long delayMs;
-  private final Integer failAfter;
-  private final int failCode;
-  private final String failMessage;
-  private final Integer closeAfter;
   private final Deadline deadline;
+  // The control headers, set by parseControl on the body's thread.
+  Integer responseCount;
+  private long intervalMs;
+  private long delayMs;
+  private Integer failAfter;
+  private int failCode = Status.Code.UNKNOWN.value();
+  private String failMessage = "";
+  private Integer closeAfter;
   private final LinkedBlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
   private final Object readiness = new Object();
   private volatile boolean cancelled;
@@ -80,7 +88,7 @@ final class ContractCall<Q, R> {
     if (headers == null) {
       headers = new Metadata();
     }
-    Map<String, String> x = CallRegistry.xHeaders(headers);
+    x = CallRegistry.xHeaders(headers);
     deadline = Context.current().getDeadline();
     String encoding =
         headers.get(Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER));
@@ -90,14 +98,6 @@ final class ContractCall<Q, R> {
             x,
             encoding == null || encoding.equals("identity") ? "" : encoding,
             timeoutMs(deadline));
-    responseCount = number(x, "x-conform-response-count");
-    intervalMs = orZero(number(x, "x-conform-response-interval-ms"));
-    delayMs = orZero(number(x, "x-conform-delay-ms"));
-    failAfter = number(x, "x-conform-fail-after");
-    Integer code = number(x, "x-conform-fail-code");
-    failCode = code == null ? Status.Code.UNKNOWN.value() : code;
-    failMessage = x.getOrDefault("x-conform-fail-message", "");
-    closeAfter = number(x, "x-conform-close-after-requests");
     out = (ServerCallStreamObserver<R>) observer;
     out.setOnCancelHandler(this::onCancel);
     out.setOnReadyHandler(
@@ -124,17 +124,117 @@ final class ContractCall<Q, R> {
     return left < 5000 ? (left + 999) / 1000 : Math.round(left / 10000.0) * 10;
   }
 
-  /** A numeric control header; absent or malformed means not set. */
-  private static Integer number(Map<String, String> x, String name) {
-    String v = x.get(name);
-    if (v == null || !v.trim().matches("\\d{1,9}")) {
-      return null;
-    }
-    return Integer.valueOf(v.trim());
+  /** Longest pause a header may ask for, as the reference bounds it. */
+  private static final long MAX_PAUSE_MS = 600_000;
+
+  private static Fail controlError(String name, String value, String reason) {
+    return new Fail(
+        Status.Code.INVALID_ARGUMENT.value(),
+        "control header " + name + ": " + reason + " (got " + quoted(value) + ")");
   }
 
-  private static long orZero(Integer v) {
-    return v == null ? 0 : v;
+  /** A value quoted as the reference shows it in its messages. */
+  static String quoted(String value) {
+    return "\"" + value.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+  }
+
+  /**
+   * A control header holding a decimal u32 (spaces around tolerated); null when
+   * absent. Malformed is INVALID_ARGUMENT naming the header, as the reference
+   * answers, so a fixture's typo never passes as "absent".
+   */
+  private Long number(String name) throws Fail {
+    String v = x.get(name);
+    if (v == null) {
+      return null;
+    }
+    String t = v.trim();
+    if (!t.matches("[0-9]{1,10}") || Long.parseLong(t) > 4294967295L) {
+      throw controlError(name, v, "expected a decimal integer from 0 to 4294967295");
+    }
+    return Long.parseLong(t);
+  }
+
+  private long pause(String name) throws Fail {
+    Long ms = number(name);
+    if (ms != null && ms > MAX_PAUSE_MS) {
+      throw controlError(name, x.get(name), "pauses above 600000 ms are refused");
+    }
+    return ms == null ? 0 : ms;
+  }
+
+  private static Integer small(Long v) {
+    return v == null ? null : (int) Math.min(v, Integer.MAX_VALUE);
+  }
+
+  /**
+   * Lenient percent-decoding, as the reference does: a % not followed by two
+   * hex digits stays as it is, so plain text may be sent as it is.
+   */
+  private static String percentDecode(String value) throws CharacterCodingException {
+    byte[] raw = value.getBytes(StandardCharsets.ISO_8859_1);
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    for (int i = 0; i < raw.length; i++) {
+      if (raw[i] == '%' && i + 2 < raw.length && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+        out.write(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+        i += 2;
+      } else {
+        out.write(raw[i]);
+      }
+    }
+    return StandardCharsets.UTF_8
+        .newDecoder()
+        .onMalformedInput(CodingErrorAction.REPORT)
+        .decode(ByteBuffer.wrap(out.toByteArray()))
+        .toString();
+  }
+
+  private static int hex(byte b) {
+    return Character.digit((char) b, 16);
+  }
+
+  /** The handler-side control headers; fail-code and fail-message only with fail-after. */
+  private void parseControl() throws Fail {
+    responseCount = small(number("x-conform-response-count"));
+    intervalMs = pause("x-conform-response-interval-ms");
+    delayMs = pause("x-conform-delay-ms");
+    failAfter = small(number("x-conform-fail-after"));
+    if (failAfter != null) {
+      Long code = number("x-conform-fail-code");
+      if (code != null && code > 16) {
+        throw controlError(
+            "x-conform-fail-code",
+            x.get("x-conform-fail-code"),
+            "expected a gRPC status code from 0 to 16");
+      }
+      failCode = code == null ? Status.Code.UNKNOWN.value() : code.intValue();
+      String message = x.getOrDefault("x-conform-fail-message", "");
+      try {
+        failMessage = percentDecode(message);
+      } catch (CharacterCodingException e) {
+        throw controlError("x-conform-fail-message", message, "percent-decodes to invalid UTF-8");
+      }
+    }
+    closeAfter = small(number("x-conform-close-after-requests"));
+  }
+
+  /** fail-after 0: the scripted status after delay-ms, before any request is read. */
+  void failAtStart() throws Fail, Cancelled, InterruptedException {
+    if (failAfter != null && failAfter == 0) {
+      sleep(delayMs);
+      throw new Fail(failCode, failMessage);
+    }
+  }
+
+  /** Sleeps ms, waking early (Cancelled) when the call is reset. */
+  private void sleep(long ms) throws Cancelled, InterruptedException {
+    long end = System.nanoTime() + ms * 1_000_000L;
+    while (!cancelled && System.nanoTime() < end) {
+      Thread.sleep(Math.max(1, Math.min(POLL_MS, (end - System.nanoTime()) / 1_000_000L)));
+    }
+    if (cancelled) {
+      throw new Cancelled();
+    }
   }
 
   /** CANCELLED, or DEADLINE_EXCEEDED once the deadline passed; the first ending wins. */
@@ -199,31 +299,26 @@ final class ContractCall<Q, R> {
     return closeAfter != null && state.requestsReceived() >= closeAfter;
   }
 
-  /** The pause before the next response, then fail-after (it takes response N+1's place). */
-  void beforeResponse() throws Fail, Cancelled, InterruptedException {
-    int sent = state.responsesSent();
-    long pause = sent == 0 ? delayMs : intervalMs;
-    long end = System.nanoTime() + pause * 1_000_000L;
-    while (!cancelled && System.nanoTime() < end) {
-      Thread.sleep(Math.max(1, Math.min(POLL_MS, (end - System.nanoTime()) / 1_000_000L)));
-    }
-    if (cancelled) {
-      throw new Cancelled();
-    }
-    if (failAfter != null && sent >= failAfter) {
-      throw new Fail(failCode, failMessage);
-    }
+  /** delay-ms before the first response, response-interval-ms before each later one. */
+  void beforeResponse() throws Cancelled, InterruptedException {
+    sleep(state.responsesSent() == 0 ? delayMs : intervalMs);
   }
 
-  /** beforeResponse for a unary response; a body may call it early, the wrapper then skips it. */
-  void beforeUnaryResponse() throws Fail, Cancelled, InterruptedException {
+  /**
+   * beforeResponse for a unary response; a body may call it early, the wrapper
+   * then skips it. fail-after N > 0 changes nothing for a single response.
+   */
+  void beforeUnaryResponse() throws Cancelled, InterruptedException {
     if (!unaryPrepared) {
       unaryPrepared = true;
       beforeResponse();
     }
   }
 
-  /** One streamed response, after its pause, once grpc-java's buffer has room. */
+  /**
+   * One streamed response, after its pause, once grpc-java's buffer has room;
+   * fail-after N ends the call right after the N-th.
+   */
   void write(R message) throws Fail, Cancelled, InterruptedException {
     beforeResponse();
     synchronized (readiness) {
@@ -236,12 +331,12 @@ final class ContractCall<Q, R> {
     }
     out.onNext(message);
     state.responseSent();
-  }
-
-  private void endOk() throws Fail {
-    if (failAfter != null && state.responsesSent() >= failAfter) {
+    if (failAfter != null && failAfter > 0 && state.responsesSent() == failAfter) {
       throw new Fail(failCode, failMessage);
     }
+  }
+
+  private void endOk() {
     state.finish(Outcome.COMPLETED, 0);
     out.onCompleted();
   }
@@ -264,6 +359,7 @@ final class ContractCall<Q, R> {
     BODIES.execute(
         () -> {
           try {
+            parseControl();
             R response = body.run(this, request);
             beforeUnaryResponse();
             out.onNext(response);
@@ -279,6 +375,7 @@ final class ContractCall<Q, R> {
     BODIES.execute(
         () -> {
           try {
+            parseControl();
             body.run(this, request);
             endOk();
           } catch (Throwable t) {

@@ -31,6 +31,7 @@ final class Services {
           "/ChatService/ChatStream",
           responses,
           (call, ignored) -> {
+            call.failAtStart();
             while (!call.readsExhausted()) {
               Chat.Message m = call.read();
               if (m == null) {
@@ -64,8 +65,12 @@ final class Services {
           "/Greeter/SayHello",
           request,
           responses,
-          (call, r) ->
-              GreeterOuterClass.HelloReply.newBuilder().setMessage("Hello " + r.getName()).build());
+          (call, r) -> {
+            call.failAtStart();
+            return GreeterOuterClass.HelloReply.newBuilder()
+                .setMessage("Hello " + r.getName())
+                .build();
+          });
     }
 
     @Override
@@ -78,6 +83,7 @@ final class Services {
           request,
           responses,
           (call, r) -> {
+            call.failAtStart();
             int count = call.responseCount == null ? 3 : call.responseCount;
             for (int i = 1; i <= count; i++) {
               call.write(data(r.getData() + "-" + i));
@@ -93,6 +99,7 @@ final class Services {
           "/Greeter/ClientStream",
           responses,
           (call, ignored) -> {
+            call.failAtStart();
             List<String> received = new ArrayList<>();
             while (!call.readsExhausted()) {
               GreeterOuterClass.StreamRequestData r = call.read();
@@ -113,6 +120,7 @@ final class Services {
           "/Greeter/AllStream",
           responses,
           (call, ignored) -> {
+            call.failAtStart();
             while (!call.readsExhausted()) {
               GreeterOuterClass.StreamRequestData r = call.read();
               if (r == null) {
@@ -177,6 +185,7 @@ final class Services {
           "/SensorService/Record",
           responses,
           (call, ignored) -> {
+            call.failAtStart();
             List<Sensor.SensorData> readings = new ArrayList<>();
             while (!call.readsExhausted()) {
               Sensor.SensorData r = call.read();
@@ -185,13 +194,14 @@ final class Services {
               }
               if (r.getDeviceId().isEmpty()) {
                 throw new ContractCall.Fail(
-                    INVALID_ARGUMENT, "reading " + readings.size() + " has an empty device_id");
+                    INVALID_ARGUMENT,
+                    "Record: reading " + (readings.size() + 1) + " has an empty device_id");
               }
               readings.add(r);
             }
             Sensor.RecordSummary summary = summarise(readings);
-            // Stored only once the call is sure to end OK: a scripted failure
-            // (fail-after 0) must not store anything.
+            // Stored only once the reply is due (after delay-ms), as the
+            // reference does; a call cancelled during the delay stores nothing.
             call.beforeUnaryResponse();
             for (Sensor.SensorData r : readings) {
               latest.put(r.getDeviceId(), r);
@@ -209,8 +219,9 @@ final class Services {
           responses,
           (call, r) -> {
             if (r.getDeviceId().isEmpty()) {
-              throw new ContractCall.Fail(INVALID_ARGUMENT, "device_id is empty");
+              throw new ContractCall.Fail(INVALID_ARGUMENT, "Watch: device_id must not be empty");
             }
+            call.failAtStart();
             int count = r.getLimit() == 0 ? 3 : r.getLimit();
             if (call.responseCount != null) {
               count = call.responseCount;
@@ -235,12 +246,15 @@ final class Services {
           responses,
           (call, r) -> {
             if (r.getDeviceId().isEmpty()) {
-              throw new ContractCall.Fail(INVALID_ARGUMENT, "device_id is empty");
+              throw new ContractCall.Fail(INVALID_ARGUMENT, "Latest: device_id must not be empty");
             }
+            call.failAtStart();
             Sensor.SensorData reading = latest.get(r.getDeviceId());
             if (reading == null) {
               throw new ContractCall.Fail(
-                  NOT_FOUND, "no Record stored a reading of device \"" + r.getDeviceId() + "\"");
+                  NOT_FOUND,
+                  "Latest: no Record call stored a reading for device "
+                      + ContractCall.quoted(r.getDeviceId()));
             }
             return reading;
           });
@@ -253,6 +267,9 @@ final class Services {
    * grpc-java's own handler thread, which only holds back this call.
    */
   static final class ObserverImpl extends ObserverGrpc.ObserverImplBase {
+    /** GetCall waits at most this long whatever wait_ms says, as the reference. */
+    private static final long MAX_GET_CALL_WAIT_MS = 60_000;
+
     private final CallRegistry registry;
 
     ObserverImpl(CallRegistry registry) {
@@ -262,12 +279,14 @@ final class Services {
     @Override
     public void getCall(CallQuery query, StreamObserver<CallRecord> responses) {
       try {
-        CallRecord record = registry.get(query.getCallId(), query.getWaitMs());
+        long waitMs = Math.min(Integer.toUnsignedLong(query.getWaitMs()), MAX_GET_CALL_WAIT_MS);
+        CallRecord record = registry.get(query.getCallId(), waitMs);
         if (record == null) {
           responses.onError(
               Status.NOT_FOUND
                   .withDescription(
-                      "no call carried x-conform-call-id: \"" + query.getCallId() + "\"")
+                      "GetCall: no call carried x-conform-call-id "
+                          + ContractCall.quoted(query.getCallId()))
                   .asRuntimeException());
           return;
         }
