@@ -97,7 +97,9 @@ final class ContractCall<Q, R> {
             method,
             x,
             encoding == null || encoding.equals("identity") ? "" : encoding,
-            timeoutMs(deadline));
+            timeoutMs(
+                headers.get(Metadata.Key.of("grpc-timeout", Metadata.ASCII_STRING_MARSHALLER)),
+                deadline));
     out = (ServerCallStreamObserver<R>) observer;
     out.setOnCancelHandler(this::onCancel);
     out.setOnReadyHandler(
@@ -109,11 +111,29 @@ final class ContractCall<Q, R> {
   }
 
   /**
-   * The deadline in ms, 0 when none. grpc-java turns grpc-timeout into the
-   * Context deadline; this is the time left when the handler starts, rounded to
-   * the nearest 10 ms to hide the millisecond grpc-java took to get here.
+   * The deadline in ms, 0 when none: the request's grpc-timeout, which
+   * grpc-java leaves in the Metadata, rounded up to whole ms as the reference
+   * does. Without a readable header (never with grpc-java 1.41), the time left
+   * on the Context deadline, rounded to the nearest 10 ms.
    */
-  private static long timeoutMs(Deadline deadline) {
+  private static long timeoutMs(String header, Deadline deadline) {
+    if (header != null && header.matches("[0-9]{1,8}[HMSmun]")) {
+      long value = Long.parseLong(header.substring(0, header.length() - 1));
+      switch (header.charAt(header.length() - 1)) {
+        case 'H':
+          return value * 3_600_000L;
+        case 'M':
+          return value * 60_000L;
+        case 'S':
+          return value * 1000L;
+        case 'm':
+          return value;
+        case 'u':
+          return (value + 999) / 1000;
+        default:
+          return (value + 999_999) / 1_000_000;
+      }
+    }
     if (deadline == null) {
       return 0;
     }
