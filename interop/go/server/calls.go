@@ -29,6 +29,10 @@ import (
 // callIDHeader names a call for Observer.GetCall.
 const callIDHeader = "x-conform-call-id"
 
+// maxGetCallWait caps GetCall's wait_ms, as the reference does: no call is
+// parked longer than a fixture could sensibly need.
+const maxGetCallWait = time.Minute
+
 // maxKeptCalls bounds memory on a peer that runs for a whole matrix; the
 // oldest records go first, as in the reference.
 const maxKeptCalls = 10000
@@ -239,6 +243,11 @@ func unaryObserver(ctx context.Context, req interface{}, _ *grpc.UnaryServerInfo
 	c.update(func(r *pb.CallRecord) { r.RequestsReceived++ })
 	echoInteropHeaders(ctx, grpc.SetHeader, grpc.SetTrailer)
 	reply, err := handler(ctx, req)
+	if err == errScriptedOK {
+		// The handler's empty reply goes out with OK: grpc-go cannot end a
+		// unary call OK without one.
+		err = nil
+	}
 	if err == nil {
 		c.update(func(r *pb.CallRecord) { r.ResponsesSent++ })
 	}
@@ -254,6 +263,9 @@ func streamObserver(srv interface{}, ss grpc.ServerStream, _ *grpc.StreamServerI
 		func(_ context.Context, md metadata.MD) error { return ss.SetHeader(md) },
 		func(_ context.Context, md metadata.MD) error { ss.SetTrailer(md); return nil })
 	err := handler(srv, &countingStream{ServerStream: ss, call: c})
+	if err == errScriptedOK {
+		err = nil
+	}
 	c.finishFromHandler(ctx, err)
 	return err
 }
@@ -309,9 +321,13 @@ type observer struct {
 func (o *observer) GetCall(ctx context.Context, q *pb.CallQuery) (*pb.CallRecord, error) {
 	c := o.calls.get(q.CallId)
 	if c == nil {
-		return nil, status.Errorf(codes.NotFound, "no call carried %s: %q", callIDHeader, q.CallId)
+		return nil, status.Errorf(codes.NotFound, "GetCall: no call carried %s %q", callIDHeader, q.CallId)
 	}
-	wait := time.NewTimer(time.Duration(q.WaitMs) * time.Millisecond)
+	waitFor := time.Duration(q.WaitMs) * time.Millisecond
+	if waitFor > maxGetCallWait {
+		waitFor = maxGetCallWait
+	}
+	wait := time.NewTimer(waitFor)
 	defer wait.Stop()
 	select {
 	case <-c.done:

@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -50,44 +51,86 @@ type control struct {
 func readControl(ctx context.Context) (*control, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	c := &control{responseCount: -1, failAfter: -1, failCode: codes.Unknown, closeAfter: -1}
-	var bad error
-	// number reads a decimal from 0 to max (surrounding spaces tolerated).
-	number := func(name string, max int64, into *int64) {
-		v := md.Get(name)
-		if bad != nil || len(v) == 0 {
-			return
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v[0]), 10, 32)
-		if err != nil || int64(n) > max {
-			bad = status.Errorf(codes.InvalidArgument, "control header %s: expected a decimal integer from 0 to %d (got %q)", name, max, v[0])
-			return
-		}
-		*into = int64(n)
+	// The reference's order and wording, so that the same typo gives the same
+	// status message on every peer.
+	if err := number(md, "x-conform-fail-after", &c.failAfter); err != nil {
+		return nil, err
 	}
-	var delayMs, intervalMs int64
-	failCode := int64(codes.Unknown)
-	number("x-conform-response-count", 1<<32-1, &c.responseCount)
-	number("x-conform-delay-ms", maxPause, &delayMs)
-	number("x-conform-response-interval-ms", maxPause, &intervalMs)
-	number("x-conform-fail-after", 1<<32-1, &c.failAfter)
-	number("x-conform-fail-code", 16, &failCode)
-	number("x-conform-close-after-requests", 1<<32-1, &c.closeAfter)
-	if bad != nil {
-		return nil, bad
+	if c.failAfter >= 0 {
+		if err := c.readFailure(md); err != nil {
+			return nil, err
+		}
 	}
-	c.delay = time.Duration(delayMs) * time.Millisecond
-	c.interval = time.Duration(intervalMs) * time.Millisecond
-	c.failCode = codes.Code(failCode)
+	if err := number(md, "x-conform-response-count", &c.responseCount); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.interval, err = pause(md, "x-conform-response-interval-ms"); err != nil {
+		return nil, err
+	}
+	if c.delay, err = pause(md, "x-conform-delay-ms"); err != nil {
+		return nil, err
+	}
+	if err := number(md, "x-conform-close-after-requests", &c.closeAfter); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readFailure reads fail-code and fail-message, which count only with
+// fail-after.
+func (c *control) readFailure(md metadata.MD) error {
+	code := int64(codes.Unknown)
+	if err := number(md, "x-conform-fail-code", &code); err != nil {
+		return err
+	}
+	if code > 16 {
+		return controlError("x-conform-fail-code", md, "expected a gRPC status code from 0 to 16")
+	}
+	c.failCode = codes.Code(code)
 	if v := md.Get("x-conform-fail-message"); len(v) > 0 {
 		// The header carries the message percent-encoded, as grpc-message
 		// does (a header value can't hold every text); grpc-go encodes it
 		// again for grpc-message.
 		c.failMsg = percentDecode(v[0])
 		if !utf8.ValidString(c.failMsg) {
-			return nil, status.Errorf(codes.InvalidArgument, "control header x-conform-fail-message: percent-decodes to invalid UTF-8 (got %q)", v[0])
+			return controlError("x-conform-fail-message", md, "percent-decodes to invalid UTF-8")
 		}
 	}
-	return c, nil
+	return nil
+}
+
+// number reads header name into *into when present: a decimal from 0 to
+// 2^32-1, surrounding spaces tolerated.
+func number(md metadata.MD, name string, into *int64) error {
+	v := md.Get(name)
+	if len(v) == 0 {
+		return nil
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(v[0]), 10, 32)
+	if err != nil {
+		return controlError(name, md, "expected a decimal integer from 0 to 4294967295")
+	}
+	*into = int64(n)
+	return nil
+}
+
+// pause reads a pause in milliseconds, at most maxPause.
+func pause(md metadata.MD, name string) (time.Duration, error) {
+	ms := int64(0)
+	if err := number(md, name, &ms); err != nil {
+		return 0, err
+	}
+	if ms > maxPause {
+		return 0, controlError(name, md, "pauses above 600000 ms are refused")
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// controlError is INVALID_ARGUMENT naming the header, its value and what is
+// wrong, as the reference words it.
+func controlError(name string, md metadata.MD, reason string) error {
+	return status.Errorf(codes.InvalidArgument, "control header %s: %s (got %q)", name, reason, md.Get(name)[0])
 }
 
 // percentDecode decodes %XX escapes leniently, as the reference does: a "%"
@@ -108,6 +151,19 @@ func percentDecode(s string) string {
 	return out.String()
 }
 
+// errScriptedOK ends a call early with OK: a scripted failure whose
+// fail-code is 0. grpc-go has no error value for OK (status.Error(OK) is
+// nil), so the handlers return this and the interceptors turn it into nil.
+var errScriptedOK = errors.New("scripted end with status OK")
+
+// failure is the scripted status as the error a handler returns.
+func (c *control) failure() error {
+	if c.failCode == codes.OK {
+		return errScriptedOK
+	}
+	return status.Error(c.failCode, c.failMsg)
+}
+
 // failAtStart ends the call with the fail status when fail-after is 0, after
 // delay-ms, before anything else happens.
 func (c *control) failAtStart(ctx context.Context) error {
@@ -117,7 +173,7 @@ func (c *control) failAtStart(ctx context.Context) error {
 	if err := sleep(ctx, c.delay); err != nil {
 		return err
 	}
-	return status.Error(c.failCode, c.failMsg)
+	return c.failure()
 }
 
 // beforeResponse waits as scripted before response number sent (from 0).
@@ -132,7 +188,7 @@ func (c *control) beforeResponse(ctx context.Context, sent int) error {
 // fail-after-th, nil otherwise.
 func (c *control) afterResponse(sent int) error {
 	if c.failAfter > 0 && int64(sent) == c.failAfter {
-		return status.Error(c.failCode, c.failMsg)
+		return c.failure()
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func (greeter) SayHello(ctx context.Context, req *pb.HelloRequest) (*pb.HelloRep
 		return nil, err
 	}
 	if err := ctl.failAtStart(ctx); err != nil {
-		return nil, err
+		return &pb.HelloReply{}, err
 	}
 	if err := ctl.beforeResponse(ctx, 0); err != nil {
 		return nil, err
@@ -190,7 +190,7 @@ func (s *sensors) Record(stream pb.SensorService_RecordServer) error {
 	var readings []*pb.SensorData
 	err = readRequests(ctx, ctl, stream.Recv, func(r *pb.SensorData) error {
 		if r.DeviceId == "" {
-			return status.Errorf(codes.InvalidArgument, "reading %d has an empty device_id", len(readings))
+			return status.Errorf(codes.InvalidArgument, "Record: reading %d has an empty device_id", len(readings)+1)
 		}
 		readings = append(readings, r)
 		return nil
@@ -249,7 +249,7 @@ func (s *sensors) Watch(req *pb.WatchRequest, stream pb.SensorService_WatchServe
 		return err
 	}
 	if req.DeviceId == "" {
-		return status.Error(codes.InvalidArgument, "device_id is empty")
+		return status.Error(codes.InvalidArgument, "Watch: device_id must not be empty")
 	}
 	limit := int(req.Limit)
 	if limit == 0 {
@@ -266,16 +266,16 @@ func (s *sensors) Latest(ctx context.Context, q *pb.DeviceQuery) (*pb.SensorData
 		return nil, err
 	}
 	if q.DeviceId == "" {
-		return nil, status.Error(codes.InvalidArgument, "device_id is empty")
+		return nil, status.Error(codes.InvalidArgument, "Latest: device_id must not be empty")
 	}
 	if err := ctl.failAtStart(ctx); err != nil {
-		return nil, err
+		return &pb.SensorData{}, err
 	}
 	s.mu.Lock()
 	r, ok := s.latest[q.DeviceId]
 	s.mu.Unlock()
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no Record stored a reading of device %q", q.DeviceId)
+		return nil, status.Errorf(codes.NotFound, "Latest: no Record call stored a reading for device %q", q.DeviceId)
 	}
 	if err := ctl.beforeResponse(ctx, 0); err != nil {
 		return nil, err
