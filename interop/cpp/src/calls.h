@@ -72,9 +72,10 @@ class CallScope {
   /// reference reports before it looks at the request.
   const grpc::Status& control_status() const { return control_status_; }
   /// The call's start: a malformed control header, or fail-after 0 (after
-  /// delay-ms), ends the call here.
-  grpc::Status Start() {
-    return control_status_.ok() ? control_.FailAtStart(ctx_) : control_status_;
+  /// delay-ms), gives the status that ends the call here.
+  std::optional<grpc::Status> Start() {
+    if (!control_status_.ok()) return control_status_;
+    return control_.FailAtStart(ctx_);
   }
   /// Control::BeforeResponse for this call.
   grpc::Status BeforeResponse(int sent) { return control_.BeforeResponse(ctx_, sent); }

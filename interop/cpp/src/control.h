@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -40,16 +41,18 @@ struct Control {
   /// as "absent".
   static grpc::Status Parse(const grpc::ServerContext& ctx, Control* out);
 
-  /// With fail-after 0: waits delay-ms and gives the fail status, which
-  /// ends the call before anything else happens; OK otherwise.
-  grpc::Status FailAtStart(grpc::ServerContext* ctx) const;
+  /// With fail-after 0: waits delay-ms and gives the status that ends the
+  /// call before anything else happens (the scripted one, which may be OK, or
+  /// CANCELLED / DEADLINE_EXCEEDED); nothing otherwise.
+  std::optional<grpc::Status> FailAtStart(grpc::ServerContext* ctx) const;
 
   /// Waits as scripted before response number `sent` (from 0); CANCELLED or
   /// DEADLINE_EXCEEDED if the call ended during the pause.
   grpc::Status BeforeResponse(grpc::ServerContext* ctx, int sent) const;
 
-  /// The fail status when the response just sent was the fail-after-th.
-  grpc::Status AfterResponse(int sent) const;
+  /// The status that ends the call when the response just sent was the
+  /// fail-after-th; nothing otherwise.
+  std::optional<grpc::Status> AfterResponse(int sent) const;
 
   /// Whether a client or bidi stream ends now that it read `read` requests.
   bool ClosesAfter(int64_t read) const { return close_after >= 0 && read >= close_after; }

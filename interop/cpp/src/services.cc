@@ -11,18 +11,20 @@ namespace {
 using grpc::Status;
 using grpc::StatusCode;
 
+// GetCall's wait_ms is capped, as by the reference: no call is parked longer
+// than a fixture could sensibly need.
+constexpr std::chrono::milliseconds kMaxGetCallWait{60000};
+
 // A server stream of n responses, response i made by make(i), paced and cut
 // short as the script says.
 template <class Out, class Make>
 Status SendStream(CallScope& call, grpc::ServerWriter<Out>* stream, int64_t n, Make make) {
-  Status started = call.Start();
-  if (!started.ok()) return started;
+  if (auto end = call.Start()) return *end;
   for (int i = 0; i < n; ++i) {
     Status paced = call.BeforeResponse(i);
     if (!paced.ok()) return paced;
     if (!call.Write(stream, make(i))) return call.Ended();
-    Status failed = call.control().AfterResponse(i + 1);
-    if (!failed.ok()) return failed;
+    if (auto end = call.control().AfterResponse(i + 1)) return *end;
   }
   return Status::OK;
 }
@@ -32,8 +34,7 @@ Status SendStream(CallScope& call, grpc::ServerWriter<Out>* stream, int64_t n, M
 // stream only with an OK status, so fail-after N > 0 changes nothing here.
 template <class In, class Check>
 Status ReadRequests(CallScope& call, grpc::ServerReader<In>* stream, std::vector<In>* got, Check check) {
-  Status started = call.Start();
-  if (!started.ok()) return started;
+  if (auto end = call.Start()) return *end;
   In req;
   while (!call.control().ClosesAfter(static_cast<int64_t>(got->size()))) {
     if (!call.Read(stream, &req)) return call.Cancelled() ? call.Ended() : Status::OK;
@@ -49,16 +50,14 @@ Status ReadRequests(CallScope& call, grpc::ServerReader<In>* stream, std::vector
 // close-after-requests requests, without reading further.
 template <class Out, class In, class Answer>
 Status EchoEach(CallScope& call, grpc::ServerReaderWriter<Out, In>* stream, Answer answer) {
-  Status started = call.Start();
-  if (!started.ok()) return started;
+  if (auto end = call.Start()) return *end;
   In req;
   for (int read = 0; !call.control().ClosesAfter(read);) {
     if (!call.Read(stream, &req)) return call.Cancelled() ? call.Ended() : Status::OK;
     Status paced = call.BeforeResponse(read);
     if (!paced.ok()) return paced;
     if (!call.Write(stream, answer(req))) return call.Ended();
-    Status failed = call.control().AfterResponse(++read);
-    if (!failed.ok()) return failed;
+    if (auto end = call.control().AfterResponse(++read)) return *end;
   }
   return Status::OK;
 }
@@ -90,8 +89,9 @@ RecordSummary Summarise(const std::vector<SensorData>& readings) {
 
 Status GreeterImpl::SayHello(grpc::ServerContext* ctx, const HelloRequest* req, HelloReply* reply) {
   CallScope call(calls_, ctx, "/Greeter/SayHello", Mode::kUnaryRequest);
-  Status started = call.Start();
-  if (!started.ok()) return call.Finish(started, true);
+  // A scripted end with OK sends the empty reply: C++ cannot end a unary
+  // call OK without one.
+  if (auto end = call.Start()) return call.Finish(*end, true);
   Status paced = call.BeforeResponse(0);
   if (paced.ok()) reply->set_message("Hello " + req->name());
   return call.Finish(paced, true);
@@ -152,7 +152,7 @@ Status SensorImpl::Record(grpc::ServerContext* ctx, grpc::ServerReader<SensorDat
   std::vector<SensorData> readings;
   Status read = ReadRequests(call, stream, &readings, [](const SensorData& r, size_t i) {
     if (!r.device_id().empty()) return Status::OK;
-    return Status(StatusCode::INVALID_ARGUMENT, "reading " + std::to_string(i) + " has an empty device_id");
+    return Status(StatusCode::INVALID_ARGUMENT, "Record: reading " + std::to_string(i + 1) + " has an empty device_id");
   });
   if (read.ok()) {
     *reply = Summarise(readings);
@@ -166,7 +166,7 @@ Status SensorImpl::Watch(grpc::ServerContext* ctx, const WatchRequest* req, grpc
   CallScope call(calls_, ctx, "/SensorService/Watch", Mode::kUnaryRequest);
   if (!call.control_status().ok()) return call.Finish(call.control_status(), false);
   if (req->device_id().empty()) {
-    return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "device_id is empty"), false);
+    return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "Watch: device_id must not be empty"), false);
   }
   int64_t limit = req->limit() == 0 ? 3 : req->limit();
   return call.Finish(SendStream(call, stream, call.control().Count(limit),
@@ -184,16 +184,17 @@ Status SensorImpl::Latest(grpc::ServerContext* ctx, const DeviceQuery* req, Sens
   CallScope call(calls_, ctx, "/SensorService/Latest", Mode::kUnaryRequest);
   if (!call.control_status().ok()) return call.Finish(call.control_status(), true);
   if (req->device_id().empty()) {
-    return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "device_id is empty"), true);
+    return call.Finish(Status(StatusCode::INVALID_ARGUMENT, "Latest: device_id must not be empty"), true);
   }
-  Status started = call.Start();
-  if (!started.ok()) return call.Finish(started, true);
+  if (auto end = call.Start()) return call.Finish(*end, true);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = latest_.find(req->device_id());
     if (it == latest_.end()) {
       return call.Finish(
-          Status(StatusCode::NOT_FOUND, "no Record stored a reading of device \"" + req->device_id() + "\""), true);
+          Status(StatusCode::NOT_FOUND,
+                 "Latest: no Record call stored a reading for device \"" + req->device_id() + "\""),
+          true);
     }
     *reply = it->second;
   }
@@ -207,11 +208,12 @@ Status ObserverImpl::GetCall(grpc::ServerContext* ctx, const conform::v1::CallQu
   auto found = calls_.Get(query->call_id());
   if (!found) {
     return call.Finish(
-        Status(StatusCode::NOT_FOUND, "no call carried x-conform-call-id: \"" + query->call_id() + "\""), true);
+        Status(StatusCode::NOT_FOUND, "GetCall: no call carried x-conform-call-id \"" + query->call_id() + "\""), true);
   }
   // Waits in slices so that a cancelled GetCall stops waiting; running out of
   // wait is an answer too (RUNNING).
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(query->wait_ms());
+  auto until = std::chrono::steady_clock::now() +
+               std::min(std::chrono::milliseconds(query->wait_ms()), kMaxGetCallWait);
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     *reply = found->Await(std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(50)));
