@@ -112,35 +112,58 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| ServeError::Transport(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
+        // Watch the signals before announcing the address: a supervisor may
+        // send one as soon as it has read the line.
+        let stop = StopSignals::watch()?;
         let server = ReferenceServer::start(args.config()).await?;
         let mut stdout = std::io::stdout().lock();
         // A closed stdout must not stop the server: the address is a courtesy.
         let _ = writeln!(stdout, "listening on {}", server.local_addr());
         let _ = stdout.flush();
         drop(stdout);
-        stop_signal().await?;
+        stop.received().await;
         server.shutdown().await
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() -> Result<(), ServeError> {
+/// SIGINT and SIGTERM, watched from creation on.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())
-            .map_err(|e| ServeError::Transport(format!("cannot watch SIGTERM: {e}")))?;
-        tokio::select! {
-            _ = term.recv() => Ok(()),
-            result = tokio::signal::ctrl_c() => result
-                .map_err(|e| ServeError::Transport(format!("cannot watch SIGINT: {e}"))),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn watch() -> Result<StopSignals, ServeError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let watch = |kind: SignalKind, name: &str| {
+                signal(kind).map_err(|e| ServeError::Transport(format!("cannot watch {name}: {e}")))
+            };
+            Ok(StopSignals {
+                interrupt: watch(SignalKind::interrupt(), "SIGINT")?,
+                terminate: watch(SignalKind::terminate(), "SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| ServeError::Transport(format!("cannot watch Ctrl-C: {e}")))
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
