@@ -184,6 +184,43 @@ async fn cancel_mid_client_stream_is_not_a_half_close() {
 }
 
 #[tokio::test]
+async fn rst_stream_mid_client_stream_is_not_a_half_close() {
+    // The exact wire case of grpc-rust#1315: RST_STREAM(CANCEL) on an open
+    // client stream, the connection staying up.
+    let (server, registry) = greeter::start(ReferenceConfig::default()).await;
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connects");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    let mut client = client.ready().await.expect("h2 ready");
+    let request = http::Request::post(format!(
+        "http://{}/Greeter/ClientStream",
+        server.local_addr()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("x-conform-call-id", "rst-mid-client")
+    .body(())
+    .expect("valid request");
+    let (_response, mut send) = client.send_request(request, false).expect("sent");
+    for d in ["a", "b"] {
+        let message = raw::grpc_message(0, &data(d).encode_to_vec());
+        send.send_data(message.into(), false).expect("a message");
+    }
+    wait_for_requests(&registry, "rst-mid-client", 2).await;
+    send.send_reset(h2::Reason::CANCEL);
+    let r = settled(&registry, "rst-mid-client").await;
+    assert_eq!(r.outcome, Outcome::Cancelled as i32, "{r:?}");
+    assert_eq!(r.requests_received, 2);
+    assert!(
+        !r.half_close_received,
+        "a cancel is not a half-close: {r:?}"
+    );
+    connection.abort();
+}
+
+#[tokio::test]
 async fn cancel_mid_server_stream() {
     let (server, registry) = greeter::start(ReferenceConfig::default()).await;
     let mut c = client(&server).await;
