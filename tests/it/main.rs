@@ -1,4 +1,5 @@
 //! The one integration-test binary: a module per area.
 
+mod services;
 mod support;
 mod transport;
