@@ -9,6 +9,7 @@ mod keepalive;
 mod raw;
 mod rules;
 mod serve_cmd;
+mod with_contract;
 
 use futures::StreamExt;
 use grpc_conform::proto::contract::greeter_client::GreeterClient;
@@ -188,28 +189,17 @@ async fn rst_stream_mid_client_stream_is_not_a_half_close() {
     // The exact wire case of grpc-rust#1315: RST_STREAM(CANCEL) on an open
     // client stream, the connection staying up.
     let (server, registry) = greeter::start(ReferenceConfig::default()).await;
-    let tcp = tokio::net::TcpStream::connect(server.local_addr())
-        .await
-        .expect("connects");
-    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    let connection = tokio::spawn(connection);
-    let mut client = client.ready().await.expect("h2 ready");
-    let request = http::Request::post(format!(
-        "http://{}/Greeter/ClientStream",
-        server.local_addr()
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .header("x-conform-call-id", "rst-mid-client")
-    .body(())
-    .expect("valid request");
-    let (_response, mut send) = client.send_request(request, false).expect("sent");
+    let mut call = raw::H2Call::open(
+        server.local_addr(),
+        "/Greeter/ClientStream",
+        &[("x-conform-call-id", "rst-mid-client")],
+    )
+    .await;
     for d in ["a", "b"] {
-        let message = raw::grpc_message(0, &data(d).encode_to_vec());
-        send.send_data(message.into(), false).expect("a message");
+        call.send_message(&data(d).encode_to_vec());
     }
     wait_for_requests(&registry, "rst-mid-client", 2).await;
-    send.send_reset(h2::Reason::CANCEL);
+    call.send.send_reset(h2::Reason::CANCEL);
     let r = settled(&registry, "rst-mid-client").await;
     assert_eq!(r.outcome, Outcome::Cancelled as i32, "{r:?}");
     assert_eq!(r.requests_received, 2);
@@ -217,7 +207,6 @@ async fn rst_stream_mid_client_stream_is_not_a_half_close() {
         !r.half_close_received,
         "a cancel is not a half-close: {r:?}"
     );
-    connection.abort();
 }
 
 #[tokio::test]
@@ -255,27 +244,19 @@ async fn cancel_mid_bidi() {
     // Over `h2`: a tonic client only resets a bidi call when both halves are
     // dropped, and dropping the request half first would half-close.
     let (server, registry) = greeter::start(ReferenceConfig::default()).await;
+    let mut call = raw::H2Call::open(
+        server.local_addr(),
+        "/Greeter/AllStream",
+        &[("x-conform-call-id", "cancel-bidi")],
+    )
+    .await;
     let exchange = async {
-        let tcp = tokio::net::TcpStream::connect(server.local_addr())
-            .await
-            .expect("connects");
-        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-        tokio::spawn(connection);
-        let mut client = client.ready().await.expect("h2 ready");
-        let request =
-            http::Request::post(format!("http://{}/Greeter/AllStream", server.local_addr()))
-                .header("content-type", "application/grpc")
-                .header("te", "trailers")
-                .header("x-conform-call-id", "cancel-bidi")
-                .body(())
-                .expect("valid request");
-        let (response, mut send) = client.send_request(request, false).expect("sent");
-        let message = raw::grpc_message(0, &data("one").encode_to_vec());
-        send.send_data(message.into(), false).expect("one message");
-        let mut body = response.await.expect("response headers").into_body();
+        call.send_message(&data("one").encode_to_vec());
+        let response = (&mut call.response).await.expect("response headers");
+        let mut body = response.into_body();
         let first = body.data().await.expect("a response").expect("data");
         assert!(!first.is_empty());
-        send.send_reset(h2::Reason::CANCEL);
+        call.send.send_reset(h2::Reason::CANCEL);
     };
     tokio::time::timeout(WAIT, exchange)
         .await

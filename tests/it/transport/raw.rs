@@ -163,13 +163,19 @@ impl RawConn {
     }
 }
 
-/// Pings `conn` with `data` and expects its ACK (no GOAWAY in between).
+/// Pings `conn` with `data` and expects its ACK, with no GOAWAY or other
+/// connection frame before it (frames of calls are passed over).
 pub async fn ping_acked(conn: &mut RawConn, data: [u8; 8]) {
     conn.ping(data).await;
-    let frame = conn
-        .next_significant()
-        .await
-        .expect("connection stays open");
+    let frame = loop {
+        let frame = conn
+            .next_significant()
+            .await
+            .expect("connection stays open");
+        if frame.header.stream_id == 0 {
+            break frame;
+        }
+    };
     assert_eq!(
         frame.header.kind,
         kind::PING,
@@ -245,4 +251,56 @@ pub async fn h2_call(
         }
     };
     timeout(WAIT, exchange).await.expect("h2 call within 5 s")
+}
+
+/// A gRPC call opened over a fresh `h2` connection, its request half left
+/// open for the test to stream, half-close or reset.
+pub struct H2Call {
+    /// The request half.
+    pub send: h2::SendStream<Bytes>,
+    /// The response, once the server answers.
+    pub response: h2::client::ResponseFuture,
+    connection: tokio::task::JoinHandle<Result<(), h2::Error>>,
+}
+
+impl H2Call {
+    /// Opens `path` on `addr` with `headers` besides the required ones.
+    pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> H2Call {
+        let opening = async {
+            let tcp = TcpStream::connect(addr).await.expect("connects");
+            let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+            let connection = tokio::spawn(connection);
+            let mut client = client.ready().await.expect("h2 ready");
+            let mut request = http::Request::post(format!("http://{addr}{path}"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let (response, send) = client
+                .send_request(request.body(()).expect("valid request"), false)
+                .expect("request sent");
+            H2Call {
+                send,
+                response,
+                connection,
+            }
+        };
+        timeout(WAIT, opening)
+            .await
+            .expect("call opened within 5 s")
+    }
+
+    /// Sends one uncompressed message, the stream left open.
+    pub fn send_message(&mut self, payload: &[u8]) {
+        self.send
+            .send_data(Bytes::from(grpc_message(0, payload)), false)
+            .expect("message sent");
+    }
+}
+
+impl Drop for H2Call {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
 }
