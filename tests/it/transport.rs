@@ -70,6 +70,18 @@ async fn wait_for_requests(registry: &CallRegistry, id: &str, requests: u32) {
         .unwrap_or_else(|_| panic!("call {id} never read {requests} requests"));
 }
 
+/// A ServerStream request for `count` responses `interval_ms` apart.
+fn paced(id: &str, count: &str, interval_ms: &str) -> Request<StreamRequestData> {
+    tagged(
+        data(id),
+        id,
+        &[
+            ("x-conform-response-count", count),
+            ("x-conform-response-interval-ms", interval_ms),
+        ],
+    )
+}
+
 fn data(s: &str) -> StreamRequestData {
     StreamRequestData { data: s.into() }
 }
@@ -213,14 +225,7 @@ async fn rst_stream_mid_client_stream_is_not_a_half_close() {
 async fn cancel_mid_server_stream() {
     let (server, registry) = greeter::start(ReferenceConfig::default()).await;
     let mut c = client(&server).await;
-    let request = tagged(
-        data("s"),
-        "cancel-mid-server",
-        &[
-            ("x-conform-response-count", "1000"),
-            ("x-conform-response-interval-ms", "20"),
-        ],
-    );
+    let request = paced("cancel-mid-server", "1000", "20");
     let mut stream = c
         .server_stream(request)
         .await
@@ -332,14 +337,7 @@ async fn malformed_grpc_timeout_is_internal() {
 async fn deadline_after_headers_stops_a_server_stream() {
     let (server, registry) = greeter::start(ReferenceConfig::default()).await;
     let mut c = client(&server).await;
-    let mut request = tagged(
-        data("d"),
-        "deadline-late",
-        &[
-            ("x-conform-response-count", "1000"),
-            ("x-conform-response-interval-ms", "50"),
-        ],
-    );
+    let mut request = paced("deadline-late", "1000", "50");
     request.set_timeout(Duration::from_millis(500));
     let mut stream = c
         .server_stream(request)
@@ -432,14 +430,7 @@ async fn shutdown_drains_and_stops_accepting() {
     let (server, registry) = greeter::start(ReferenceConfig::default()).await;
     let addr = server.local_addr();
     let mut c = client(&server).await;
-    let request = tagged(
-        data("g"),
-        "graceful",
-        &[
-            ("x-conform-response-count", "5"),
-            ("x-conform-response-interval-ms", "100"),
-        ],
-    );
+    let request = paced("graceful", "5", "100");
     let mut stream = c
         .server_stream(request)
         .await

@@ -30,12 +30,17 @@ pub const TOO_MANY_PINGS: &[u8] = b"too_many_pings";
 /// An IO stream whose HTTP/2 frames are watched (and a few rewritten).
 #[derive(Debug)]
 pub struct Tap<IO> {
+    /// The TCP stream.
     io: IO,
+    /// Shared with the per-call layer and the connection task.
     conn: Arc<ConnState>,
+    /// Follows the client's frames (after the preface).
     inbound: FrameReader,
+    /// Follows the server's frames, to rewrite and inject at boundaries.
     outbound: Outbound,
     /// Bytes accepted from hyper, not yet written to `io`.
     queue: Vec<u8>,
+    /// How much of `queue` already went to `io`.
     written: usize,
     /// The flood GOAWAY is queued: ask for the close once it is flushed.
     close_after_flush: bool,
@@ -44,8 +49,11 @@ pub struct Tap<IO> {
 /// Where the outbound byte stream stands within its current frame.
 #[derive(Debug)]
 struct Outbound {
+    /// The current frame's header, complete once `header_len` is 9.
     header: [u8; HEADER_LEN],
+    /// Header bytes seen so far.
     header_len: usize,
+    /// Payload bytes of the current frame still to come.
     payload_left: usize,
     /// A GOAWAY being held back whole, to be rewritten with debug data.
     held: Option<Vec<u8>>,

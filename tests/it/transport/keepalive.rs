@@ -182,14 +182,7 @@ async fn a_call_in_flight_keeps_an_idle_limited_connection_open() {
     };
     let (server, registry) = greeter::start(config).await;
     let mut c = super::client(&server).await;
-    let request = super::tagged(
-        super::data("i"),
-        "idle-open",
-        &[
-            ("x-conform-response-count", "8"),
-            ("x-conform-response-interval-ms", "100"),
-        ],
-    );
+    let request = super::paced("idle-open", "8", "100");
     let mut stream = c
         .server_stream(request)
         .await

@@ -223,22 +223,12 @@ pub async fn h2_call(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> H2Reply {
+    let mut call = H2Call::open(addr, path, headers).await;
     let exchange = async {
-        let tcp = TcpStream::connect(addr).await.expect("connects");
-        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-        tokio::spawn(connection);
-        let mut client = client.ready().await.expect("h2 ready");
-        let mut request = http::Request::post(format!("http://{addr}{path}"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let (response, mut send) = client
-            .send_request(request.body(()).expect("valid request"), false)
-            .expect("request sent");
-        send.send_data(Bytes::from(body), true).expect("body sent");
-        let response = response.await.expect("response headers");
+        call.send
+            .send_data(Bytes::from(body), true)
+            .expect("body sent");
+        let response = (&mut call.response).await.expect("response headers");
         let (parts, mut recv) = response.into_parts();
         while let Some(chunk) = recv.data().await {
             chunk.expect("response data");
