@@ -3,11 +3,13 @@
 //! debug data.
 
 use super::greeter;
-use super::raw::{ping_acked, RawConn, RawFrame};
+use super::raw::{grpc_message, ping_acked, RawConn, RawFrame};
 use super::{settled, WAIT};
+use grpc_conform::proto::contract::StreamRequestData;
 use grpc_conform::proto::observer::Outcome;
 use grpc_conform::reference::{PingPolicy, ReferenceConfig, ServerKeepalive};
 use grpc_conform::wire::frame::{error_code, flag, kind};
+use prost::Message;
 use std::time::Duration;
 
 const CLIENT_STREAM: &str = "/Greeter/ClientStream";
@@ -59,6 +61,44 @@ async fn ping_flood_on_an_open_idle_call_gets_too_many_pings_on_the_fourth() {
     assert!(
         conn.closed().await,
         "the connection is closed after the GOAWAY"
+    );
+}
+
+#[tokio::test]
+async fn headers_and_data_sent_clear_the_strikes() {
+    let (server, _registry) = greeter::start(ReferenceConfig::default()).await;
+    let mut conn = RawConn::connect(server.local_addr()).await;
+    conn.open_call(1, CLIENT_STREAM).await;
+    // Pings back to back: the first is free, the next two are the 2 strikes.
+    for i in 1..=3u8 {
+        ping_acked(&mut conn, [i; 8]).await;
+    }
+    // A whole call on stream 3: the server sends HEADERS, DATA and trailers.
+    conn.open_call(3, "/Greeter/ServerStream").await;
+    let request = StreamRequestData { data: "r".into() }.encode_to_vec();
+    conn.send(kind::DATA, flag::END_STREAM, 3, &grpc_message(0, &request))
+        .await;
+    loop {
+        let frame = conn.next_significant().await.expect("the call is answered");
+        assert_ne!(frame.header.kind, kind::GOAWAY, "{frame:?}");
+        if frame.header.stream_id == 3
+            && frame.header.kind == kind::HEADERS
+            && frame.header.has(flag::END_STREAM)
+        {
+            break;
+        }
+    }
+    // Cleared: again one free ping and two strikes before the GOAWAY.
+    for i in 4..=6u8 {
+        ping_acked(&mut conn, [i; 8]).await;
+    }
+    conn.ping([7; 8]).await;
+    let ack = conn.next_significant().await.expect("answered");
+    assert_eq!(ack.header.kind, kind::PING);
+    let (_, code, debug) = expect_goaway(&mut conn).await;
+    assert_eq!(
+        (code, debug.as_str()),
+        (error_code::ENHANCE_YOUR_CALM, "too_many_pings")
     );
 }
 
