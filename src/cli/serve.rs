@@ -107,23 +107,20 @@ impl ServeArgs {
 }
 
 /// Runs the server until SIGINT or SIGTERM, then stops it cleanly. Prints
-/// `listening on <addr>` to stdout once it accepts connections.
-pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| ServeError::Transport(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        // Watch the signals before announcing the address: a supervisor may
-        // send one as soon as it has read the line.
-        let stop = StopSignals::watch()?;
-        let server = ReferenceServer::start(args.config()).await?;
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout must not stop the server: the address is a courtesy.
-        let _ = writeln!(stdout, "listening on {}", server.local_addr());
-        let _ = stdout.flush();
-        drop(stdout);
-        stop.received().await;
-        server.shutdown().await
-    })
+/// `listening on <addr>` to stdout once it accepts connections. Runs on the
+/// caller's tokio runtime.
+pub async fn execute(args: &ServeArgs) -> Result<(), ServeError> {
+    // Watch the signals before announcing the address: a supervisor may
+    // send one as soon as it has read the line.
+    let stop = StopSignals::watch()?;
+    let server = ReferenceServer::start(args.config()).await?;
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout must not stop the server: the address is a courtesy.
+    let _ = writeln!(stdout, "listening on {}", server.local_addr());
+    let _ = stdout.flush();
+    drop(stdout);
+    stop.received().await;
+    server.shutdown().await
 }
 
 /// SIGINT and SIGTERM, watched from creation on.
