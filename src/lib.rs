@@ -8,3 +8,4 @@
 pub mod cli;
 pub mod proto;
 pub mod reference;
+pub mod wire;

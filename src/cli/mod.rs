@@ -1,6 +1,8 @@
 //! The command line: `grpc-conform [--target host:port] ...` runs the suite,
 //! `grpc-conform serve` runs the reference server.
 
+pub mod serve;
+
 use clap::{Parser, Subcommand};
 
 /// Cross-language gRPC conformance and interop test kit.
@@ -16,5 +18,5 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the reference server of the contract until SIGINT or SIGTERM.
-    Serve,
+    Serve(serve::ServeArgs),
 }

@@ -2,3 +2,4 @@
 
 mod services;
 mod support;
+mod transport;
