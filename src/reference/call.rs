@@ -77,9 +77,17 @@ impl CallCtx {
     }
 
     /// The client's END_STREAM reached the handler. Never call this for a reset:
-    /// a cancel is not a half-close.
+    /// a cancel is not a half-close. Ignored once the call has ended, so a
+    /// handler that mistakes the end of a reset stream for a half-close cannot
+    /// rewrite a CANCELLED record.
     pub fn half_close(&self) {
-        self.update(|r| r.half_close_received = true);
+        self.record.send_if_modified(|r| {
+            let running = r.outcome == Outcome::Running as i32;
+            if running {
+                r.half_close_received = true;
+            }
+            running
+        });
     }
 
     /// One response message went out.
@@ -199,6 +207,14 @@ mod tests {
         let record = registry.get("b", Duration::from_millis(10)).await.unwrap();
         assert_eq!(record.outcome, Outcome::Running as i32);
         assert!(registry.get("nope", Duration::ZERO).await.is_none());
+    }
+
+    #[test]
+    fn a_half_close_after_the_end_is_ignored() {
+        let ctx = CallCtx::detached();
+        ctx.finish(Outcome::Cancelled, 1);
+        ctx.half_close();
+        assert!(!ctx.record().half_close_received);
     }
 
     #[test]
