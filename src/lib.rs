@@ -18,3 +18,4 @@ pub mod report;
 pub mod run;
 pub mod snapshot;
 pub mod transcript;
+pub mod wire;

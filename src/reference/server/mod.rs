@@ -1,9 +1,24 @@
 //! The reference server's transport: where it listens, how it is stopped.
+//!
+//! - [`accept`]: the accept loop and each connection's life (A9, shutdown).
+//! - [`tap`]: the IO tap that enforces the A8 ping policy and adds GOAWAY
+//!   debug data, with [`ping_policy`] as its pure rule.
+//! - [`layer`] and [`body`]: the per-call layer (Observer records, deadlines,
+//!   message size, echo headers, response encoding).
+//! - [`deadline`]: `grpc-timeout` parsing.
+
+pub mod accept;
+pub mod body;
+pub mod conn;
+pub mod deadline;
+pub mod layer;
+pub mod ping_policy;
+pub mod tap;
 
 use super::{services, CallRegistry, ReferenceConfig};
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 
 /// Why the reference server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +45,21 @@ pub struct ReferenceServer {
 }
 
 impl ReferenceServer {
-    /// Binds `config.listen` and serves in the background.
+    /// Binds `config.listen` and serves the contract in the background.
     pub async fn start(config: ReferenceConfig) -> Result<ReferenceServer, ServeError> {
+        let registry = CallRegistry::default();
+        let routes = services::routes(&config, registry.clone());
+        ReferenceServer::start_with_routes(config, routes, registry).await
+    }
+
+    /// Binds `config.listen` and serves `routes` through the reference
+    /// transport, recording calls in `registry`: for embedding other services
+    /// and for testing the transport apart from the contract's handlers.
+    pub async fn start_with_routes(
+        config: ReferenceConfig,
+        routes: Routes,
+        registry: CallRegistry,
+    ) -> Result<ReferenceServer, ServeError> {
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -43,17 +71,14 @@ impl ReferenceServer {
             addr: config.listen,
             source,
         })?;
-        let routes = services::routes(&config, CallRegistry::default());
         let (stop, stopped) = oneshot::channel::<()>();
-        // Interim: tonic's own server, until the hyper accept loop lands.
+        let config = Arc::new(config);
         let task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = stopped.await;
-                })
-                .await
-                .map_err(|e| ServeError::Transport(e.to_string()))
+            accept::serve(listener, config, routes, registry, async {
+                let _ = stopped.await;
+            })
+            .await;
+            Ok(())
         });
         Ok(ReferenceServer {
             addr,
@@ -67,7 +92,8 @@ impl ReferenceServer {
         self.addr
     }
 
-    /// Stops accepting, lets calls in flight end, and waits for the server.
+    /// Stops accepting, sends a graceful GOAWAY on every connection, lets
+    /// calls in flight end (at most [`accept::SHUTDOWN_GRACE`]) and waits.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -1,0 +1,266 @@
+//! The two bodies of a call as the per-call layer sees them. The request body
+//! refuses oversized messages and tells a reset from a half-close; the
+//! response body counts messages, settles the call's outcome from the
+//! trailers, and ends the stream with DEADLINE_EXCEEDED when the deadline
+//! passes after the headers went out.
+
+use super::conn::CallGuard;
+use crate::proto::observer::Outcome;
+use crate::reference::CallCtx;
+use crate::wire::message::MessageReader;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+use tokio::time::Sleep;
+use tonic::{Code, Status};
+
+/// Boxed errors, as hyper and tonic take them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request trailer echoed back (`x-grpc-test-echo-trailing-bin`).
+pub const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
+
+/// A request body on its way to tonic.
+#[derive(Debug)]
+pub struct RequestBody<B> {
+    inner: B,
+    ctx: CallCtx,
+    messages: MessageReader,
+    max_message_size: usize,
+    refused: bool,
+}
+
+impl<B> RequestBody<B> {
+    /// Wraps `inner` for the call `ctx`.
+    pub fn new(inner: B, ctx: CallCtx, max_message_size: usize) -> Self {
+        RequestBody {
+            inner,
+            ctx,
+            messages: MessageReader::new(),
+            max_message_size,
+            refused: false,
+        }
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.refused {
+            return Poll::Ready(None);
+        }
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let max = this.max_message_size;
+                    let checked = this.messages.feed(data, |prefix| {
+                        if prefix.length as usize > max {
+                            Err(prefix.length)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    if let Err(length) = checked {
+                        // tonic would say OUT_OF_RANGE; the spec says RESOURCE_EXHAUSTED.
+                        this.refused = true;
+                        let status = Status::resource_exhausted(format!(
+                            "request message of {length} bytes is larger than the limit of {max} bytes"
+                        ));
+                        return Poll::Ready(Some(Err(Box::new(status))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => {
+                // hyper reports RST_STREAM (other than NO_ERROR) and a lost
+                // connection as an error. tonic would turn a CANCELLED error
+                // into a clean end of stream, which a handler takes for a
+                // half-close: record the cancel first and hand tonic a code
+                // it passes on as an error.
+                this.ctx.finish(Outcome::Cancelled, Code::Cancelled as u32);
+                let status =
+                    Status::unavailable(format!("the client reset the stream or went away: {e}"));
+                Poll::Ready(Some(Err(Box::new(status))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.refused || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body on its way to hyper.
+#[derive(Debug)]
+pub struct ResponseBody<B> {
+    /// `None` once the body ended, or for a trailers-only response.
+    inner: Option<B>,
+    ctx: CallCtx,
+    messages: MessageReader,
+    deadline: Option<Pin<Box<Sleep>>>,
+    echo_trailing: Option<HeaderValue>,
+    ended: bool,
+    /// Keeps the call counted as open until the body is done with.
+    _guard: Option<CallGuard>,
+}
+
+impl<B> ResponseBody<B> {
+    /// A streaming body for the call `ctx`, stopped at `deadline`.
+    pub(super) fn new(
+        inner: B,
+        ctx: CallCtx,
+        deadline: Option<Pin<Box<Sleep>>>,
+        echo_trailing: Option<HeaderValue>,
+        guard: Option<CallGuard>,
+    ) -> Self {
+        ResponseBody {
+            inner: Some(inner),
+            ctx,
+            messages: MessageReader::new(),
+            deadline,
+            echo_trailing,
+            ended: false,
+            _guard: guard,
+        }
+    }
+
+    /// No body: the headers were the trailers, and the call is settled.
+    pub(super) fn trailers_only(ctx: CallCtx) -> Self {
+        ResponseBody {
+            inner: None,
+            ctx,
+            messages: MessageReader::new(),
+            deadline: None,
+            echo_trailing: None,
+            ended: true,
+            _guard: None,
+        }
+    }
+
+    fn end(&mut self, outcome: Outcome, code: u32) {
+        self.ended = true;
+        self.inner = None;
+        self.deadline = None;
+        self.ctx.finish(outcome, code);
+    }
+}
+
+/// The `grpc-status` in `headers`, if any; an unparsable one reads as UNKNOWN.
+pub fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+    let value = headers.get("grpc-status")?;
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Code::Unknown as u32),
+    )
+}
+
+/// Adds the echoed trailer to `trailers`.
+pub fn add_echo_trailing(trailers: &mut HeaderMap, echo: &Option<HeaderValue>) {
+    if let Some(value) = echo {
+        trailers.insert(ECHO_TRAILING, value.clone());
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(deadline) = &mut this.deadline {
+            if deadline.as_mut().poll(cx).is_ready() {
+                // The handler's stream is dropped with the body; the client
+                // gets the status instead of more messages.
+                let mut trailers = HeaderMap::new();
+                let status = Status::deadline_exceeded("Deadline Exceeded");
+                if status.add_header(&mut trailers).is_err() {
+                    trailers.insert("grpc-status", HeaderValue::from_static("4"));
+                }
+                add_echo_trailing(&mut trailers, &this.echo_trailing);
+                this.end(Outcome::DeadlineExceeded, Code::DeadlineExceeded as u32);
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+        }
+        let Some(inner) = &mut this.inner else {
+            this.ended = true;
+            return Poll::Ready(None);
+        };
+        match ready!(Pin::new(inner).poll_frame(cx)) {
+            Some(Ok(frame)) => match frame.into_trailers() {
+                Ok(mut trailers) => {
+                    add_echo_trailing(&mut trailers, &this.echo_trailing);
+                    let code = grpc_status(&trailers).unwrap_or(Code::Unknown as u32);
+                    this.end(Outcome::Completed, code);
+                    Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                }
+                Err(frame) => {
+                    if let Some(data) = frame.data_ref() {
+                        let ctx = &this.ctx;
+                        let _ = this.messages.feed(data, |_| {
+                            ctx.response_sent();
+                            Ok::<_, std::convert::Infallible>(())
+                        });
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+            },
+            Some(Err(e)) => {
+                // hyper resets the stream; the client sees no status of ours.
+                this.end(Outcome::Completed, Code::Internal as u32);
+                Poll::Ready(Some(Err(e.into())))
+            }
+            None => {
+                // Ended without trailers: a client reads UNKNOWN (no grpc-status).
+                this.end(Outcome::Completed, Code::Unknown as u32);
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
+impl<B> Drop for ResponseBody<B> {
+    fn drop(&mut self) {
+        if !self.ended {
+            // hyper drops the body when the client reset the stream or the
+            // connection went away before the end.
+            self.ctx.finish(Outcome::Cancelled, Code::Cancelled as u32);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! What one connection's parts share: the per-call layer counts open calls,
+//! the IO tap judges pings and rewrites GOAWAYs, the accept loop decides when
+//! to drain or drop the connection.
+
+use super::ping_policy::{PingEnforcer, PingVerdict};
+use crate::reference::PingPolicy;
+use std::{
+    sync::{Arc, Mutex, MutexGuard},
+    time::Instant,
+};
+use tokio::sync::{watch, Notify};
+
+/// The state of one HTTP/2 connection, shared by its tap, layer and task.
+#[derive(Debug)]
+pub struct ConnState {
+    /// Calls whose response has not ended; the ping policy and max idle need it.
+    open_calls: watch::Sender<usize>,
+    tap: Mutex<TapShared>,
+    /// Woken once the tap flushed a GOAWAY that ends the connection.
+    close: Notify,
+}
+
+/// The tap's part, under one lock because pings, frames sent and GOAWAYs
+/// interleave.
+#[derive(Debug)]
+pub(super) struct TapShared {
+    /// The A8 bookkeeping.
+    pub(super) enforcer: PingEnforcer,
+    /// Highest client stream id seen in a HEADERS frame.
+    pub(super) last_stream_id: u32,
+    /// A ping flood was seen: GOAWAY too_many_pings after the next PING ACK.
+    pub(super) goaway_after_ack: bool,
+    /// Debug data to add to GOAWAY frames h2 writes (h2 cannot send any).
+    pub(super) goaway_debug: Option<&'static [u8]>,
+}
+
+impl ConnState {
+    /// A fresh connection under `policy`.
+    pub fn new(policy: PingPolicy) -> Arc<ConnState> {
+        Arc::new(ConnState {
+            open_calls: watch::channel(0).0,
+            tap: Mutex::new(TapShared {
+                enforcer: PingEnforcer::new(policy),
+                last_stream_id: 0,
+                goaway_after_ack: false,
+                goaway_debug: None,
+            }),
+            close: Notify::new(),
+        })
+    }
+
+    pub(super) fn tap(&self) -> MutexGuard<'_, TapShared> {
+        // The lock guards plain counters: a panic cannot leave them torn.
+        self.tap
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Judges a client PING received now.
+    pub(super) fn client_ping(&self) -> PingVerdict {
+        let calls_open = *self.open_calls.borrow() > 0;
+        let mut tap = self.tap();
+        let verdict = tap.enforcer.on_ping(Instant::now(), calls_open);
+        if verdict == PingVerdict::TooMany {
+            tap.goaway_after_ack = true;
+        }
+        verdict
+    }
+
+    /// Every GOAWAY h2 writes from now on carries `debug`.
+    pub fn set_goaway_debug(&self, debug: &'static [u8]) {
+        self.tap().goaway_debug = Some(debug);
+    }
+
+    /// A call opened; it counts until the guard is dropped.
+    pub fn open_call(self: &Arc<Self>) -> CallGuard {
+        self.open_calls.send_modify(|n| *n += 1);
+        CallGuard(self.clone())
+    }
+
+    /// Open calls now.
+    pub fn calls_open(&self) -> usize {
+        *self.open_calls.borrow()
+    }
+
+    /// Resolves once no call has been open for `idle` (A9 max idle).
+    pub async fn idle_for(&self, idle: std::time::Duration) {
+        let mut changes = self.open_calls.subscribe();
+        loop {
+            // The sender lives in self, so waiting cannot fail.
+            let _ = changes.wait_for(|n| *n == 0).await;
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => return,
+                _ = changes.changed() => {}
+            }
+        }
+    }
+
+    /// The tap asks for the connection to be dropped (its GOAWAY is out).
+    pub(super) fn request_close(&self) {
+        self.close.notify_one();
+    }
+
+    /// Resolves once the tap asked for the connection to be dropped.
+    pub async fn close_requested(&self) {
+        self.close.notified().await;
+    }
+}
+
+/// One open call on a connection; dropping it closes the call.
+#[derive(Debug)]
+pub struct CallGuard(Arc<ConnState>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.open_calls.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}

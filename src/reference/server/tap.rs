@@ -1,0 +1,222 @@
+//! The IO tap between the TCP stream and hyper: it reads the HTTP/2 frames
+//! both ways without touching their bytes, except where h2 cannot do what
+//! gRPC needs:
+//!
+//! - client PINGs are judged by the A8 policy (h2 answers every PING and
+//!   enforces nothing); on a flood, a GOAWAY(last stream, ENHANCE_YOUR_CALM,
+//!   `too_many_pings`) is injected right after h2's PING ACK, and the
+//!   connection is dropped once it is flushed;
+//! - HEADERS and DATA the server sends clear the strikes;
+//! - GOAWAY frames h2 writes get debug data (`max_age`, `max_idle`) once the
+//!   accept loop asked for it, since h2 cannot send any.
+//!
+//! Outbound bytes go through a small queue so frames can be replaced whole;
+//! the queue is drained before more bytes are accepted, which keeps hyper's
+//! back-pressure intact.
+
+use super::conn::ConnState;
+use crate::wire::frame::{self, error_code, flag, kind, FrameHeader, FrameReader, HEADER_LEN};
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Debug data of the GOAWAY sent on a ping flood, as grpc-go and C-core send it.
+pub const TOO_MANY_PINGS: &[u8] = b"too_many_pings";
+
+/// An IO stream whose HTTP/2 frames are watched (and a few rewritten).
+#[derive(Debug)]
+pub struct Tap<IO> {
+    io: IO,
+    conn: Arc<ConnState>,
+    inbound: FrameReader,
+    outbound: Outbound,
+    /// Bytes accepted from hyper, not yet written to `io`.
+    queue: Vec<u8>,
+    written: usize,
+    /// The flood GOAWAY is queued: ask for the close once it is flushed.
+    close_after_flush: bool,
+}
+
+/// Where the outbound byte stream stands within its current frame.
+#[derive(Debug)]
+struct Outbound {
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    payload_left: usize,
+    /// A GOAWAY being held back whole, to be rewritten with debug data.
+    held: Option<Vec<u8>>,
+}
+
+impl<IO> Tap<IO> {
+    /// Watches `io` for the connection `conn`.
+    pub fn new(io: IO, conn: Arc<ConnState>) -> Tap<IO> {
+        Tap {
+            io,
+            conn,
+            inbound: FrameReader::from_client(),
+            outbound: Outbound {
+                header: [0; HEADER_LEN],
+                header_len: 0,
+                payload_left: 0,
+                held: None,
+            },
+            queue: Vec::new(),
+            written: 0,
+            close_after_flush: false,
+        }
+    }
+
+    /// Moves `bytes` from hyper into the queue, frame by frame.
+    fn accept_outbound(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.outbound.payload_left > 0 {
+                let n = self.outbound.payload_left.min(bytes.len());
+                match &mut self.outbound.held {
+                    Some(held) => held.extend_from_slice(&bytes[..n]),
+                    None => self.queue.extend_from_slice(&bytes[..n]),
+                }
+                self.outbound.payload_left -= n;
+                bytes = &bytes[n..];
+                if self.outbound.payload_left == 0 {
+                    self.frame_done();
+                }
+                continue;
+            }
+            let n = (HEADER_LEN - self.outbound.header_len).min(bytes.len());
+            self.outbound.header[self.outbound.header_len..self.outbound.header_len + n]
+                .copy_from_slice(&bytes[..n]);
+            self.outbound.header_len += n;
+            bytes = &bytes[n..];
+            if self.outbound.header_len < HEADER_LEN {
+                continue;
+            }
+            self.outbound.header_len = 0;
+            let header = FrameHeader::parse(&self.outbound.header);
+            let mut tap = self.conn.tap();
+            if matches!(header.kind, kind::HEADERS | kind::DATA) {
+                tap.enforcer.server_sent_headers_or_data();
+            }
+            if header.kind == kind::GOAWAY && tap.goaway_debug.is_some() {
+                self.outbound.held = Some(self.outbound.header.to_vec());
+            } else {
+                self.queue.extend_from_slice(&self.outbound.header);
+            }
+            drop(tap);
+            self.outbound.payload_left = header.length as usize;
+            if self.outbound.payload_left == 0 {
+                self.frame_done();
+            }
+        }
+    }
+
+    /// A whole frame went through `accept_outbound`: release a held GOAWAY
+    /// rewritten, and inject the flood GOAWAY after a PING ACK.
+    fn frame_done(&mut self) {
+        let header = FrameHeader::parse(&self.outbound.header);
+        let mut tap = self.conn.tap();
+        if let Some(held) = self.outbound.held.take() {
+            let payload = &held[HEADER_LEN..];
+            match (payload.get(0..4), payload.get(4..8), tap.goaway_debug) {
+                (Some(last), Some(code), Some(debug)) => {
+                    let last = u32::from_be_bytes(last.try_into().expect("4 bytes"));
+                    let code = u32::from_be_bytes(code.try_into().expect("4 bytes"));
+                    self.queue.extend(frame::goaway(last, code, debug));
+                }
+                // A malformed GOAWAY from h2 is passed on as it was.
+                _ => self.queue.extend_from_slice(&held),
+            }
+        }
+        if header.kind == kind::PING && header.has(flag::ACK) && tap.goaway_after_ack {
+            tap.goaway_after_ack = false;
+            let last = tap.last_stream_id;
+            self.queue.extend(frame::goaway(
+                last,
+                error_code::ENHANCE_YOUR_CALM,
+                TOO_MANY_PINGS,
+            ));
+            self.close_after_flush = true;
+        }
+    }
+}
+
+/// Watches what the client sent: PINGs for the policy, HEADERS for the last
+/// stream id a GOAWAY must name.
+fn observe_inbound(reader: &mut FrameReader, conn: &ConnState, bytes: &[u8]) {
+    reader.feed(bytes, |header| match header.kind {
+        // The verdict is kept in the shared state; the GOAWAY follows h2's ACK.
+        kind::PING if !header.has(flag::ACK) => drop(conn.client_ping()),
+        kind::HEADERS => {
+            let mut tap = conn.tap();
+            tap.last_stream_id = tap.last_stream_id.max(header.stream_id);
+        }
+        _ => {}
+    });
+}
+
+impl<IO: AsyncWrite + Unpin> Tap<IO> {
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.queue.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.queue[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.queue.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Tap<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        // Only the bytes this read added are new to the reader.
+        observe_inbound(&mut this.inbound, &this.conn, &buf.filled()[before..]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        this.accept_outbound(buf);
+        // The bytes are ours now; a write that would block is finished by
+        // the flush hyper always follows with.
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        if std::mem::take(&mut this.close_after_flush) {
+            this.conn.request_close();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
