@@ -105,20 +105,18 @@ fn facts(r: &CallRecord, ctx: &ObserveContext<'_>) -> Vec<(String, String)> {
         (t, _) => format!("{t} ms"),
     };
     out.push(("timeout".into(), timeout));
-    let mut metadata: Vec<String> = r
+    let mut metadata: Vec<(String, String)> = r
         .metadata
         .iter()
         .filter(|(k, _)| k.as_str() != crate::reference::call::CALL_ID_HEADER)
         .filter_map(|(k, v)| match ctx.sent_metadata.get(k) {
-            Some((sent, shown)) if sent == v => Some(format!("{k}={shown}")),
-            Some((sent, _)) => Some(format!("{k}={v} (sent {sent})")),
+            Some((sent, shown)) if sent == v => Some((k.clone(), shown.clone())),
+            Some((sent, _)) => Some((k.clone(), format!("{v} (sent {sent})"))),
             // Names the fixture did not send are --header values: not shown.
             None => None,
         })
         .collect();
     metadata.sort();
-    if !metadata.is_empty() {
-        out.push(("metadata".into(), metadata.join(" ")));
-    }
+    out.extend(metadata);
     out
 }
