@@ -213,7 +213,9 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
                 Origin::Accepted(p) => p.display().to_string(),
             });
             if *text != actual {
-                let diff = similar::TextDiff::from_lines(text.as_str(), actual.as_str())
+                // Both end in a newline so the diff has no "no newline" noise.
+                let (old, new) = (format!("{text}\n"), format!("{actual}\n"));
+                let diff = similar::TextDiff::from_lines(old.as_str(), new.as_str())
                     .unified_diff()
                     .context_radius(3)
                     .header("expected", "actual")

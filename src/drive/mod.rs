@@ -110,8 +110,9 @@ pub fn describe_h2(e: &h2::Error) -> String {
         } else {
             format!("stream reset by the client: {reason}")
         }
-    } else if let Some(io) = e.get_io() {
-        format!("connection lost: {:?}", io.kind())
+    } else if e.is_io() {
+        // The OS's word for it (reset, broken pipe, EOF) depends on timing.
+        "connection lost".to_string()
     } else if let Some(reason) = e.reason() {
         format!("HTTP/2 protocol error: {reason:?}")
     } else {
@@ -154,10 +155,10 @@ pub(crate) async fn open_call(
     let mut sender = timeout_at(deadline, conn.sender.clone().ready())
         .await
         .map_err(|_| Stop::TimedOut("a stream slot on the connection".into()))?
-        .map_err(|e| Stop::Failed(format!("cannot open a stream: {}", describe_h2(&e))))?;
+        .map_err(|e| Stop::Failed(describe_h2(&e)))?;
     let (response, send) = sender
         .send_request(request, false)
-        .map_err(|e| Stop::Failed(format!("cannot open a stream: {}", describe_h2(&e))))?;
+        .map_err(|e| Stop::Failed(describe_h2(&e)))?;
     Ok(ActiveCall::new(send, response, shown, deadline))
 }
 

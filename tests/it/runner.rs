@@ -1,0 +1,203 @@
+//! The conformance run through the library: the whole embedded corpus
+//! against the in-process reference, and targets that misbehave at the
+//! transport level (silent, closing, HTTP/1.1, no Observer).
+
+use crate::support;
+use grpc_conform::{
+    descriptors::Descriptors,
+    drive::{self, Connector, DriveOptions, Target},
+    fixture::{self, NamedFixture},
+    model::Event,
+    run::{self, RunConfig, Verdict},
+    snapshot::Store,
+    transcript,
+};
+use std::time::{Duration, Instant};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// A connector to `addr` over plain TCP.
+fn connector(addr: std::net::SocketAddr) -> Connector {
+    Connector::new(Target {
+        address: addr.to_string(),
+        tls: None,
+    })
+    .expect("plain TCP connector")
+}
+
+#[tokio::test]
+async fn every_fixture_matches_its_golden_snapshot() {
+    let server = support::start_reference().await;
+    let fixtures = fixture::load_embedded().expect("embedded corpus parses");
+    assert!(fixtures.len() >= 13, "corpus shrank to {}", fixtures.len());
+    let descriptors = Descriptors::contract().unwrap();
+    for f in &fixtures {
+        fixture::validate(f, &descriptors).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let config = RunConfig {
+        connector: connector(server.local_addr()),
+        descriptors,
+        fixtures,
+        drive: DriveOptions::default(),
+        store: Store::new(None, false),
+        known_failing: Default::default(),
+        jobs: 4,
+    };
+    let report = run::run(config, "reference", |_, _, _| {}).await;
+    let failures: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| {
+            format!(
+                "{} ({:?}): {}\n{}",
+                r.name,
+                r.verdict,
+                r.error.clone().unwrap_or_default(),
+                r.diff.clone().or(r.transcript.clone()).unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} fixtures differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A one-call unary fixture with a short timeout.
+fn unary_fixture(timeout_ms: u64, observe: bool) -> NamedFixture {
+    let observe = if observe { r#", "observe""# } else { "" };
+    let text = format!(
+        r#"{{"description": "d", "rule": "r", "level": "MUST", "timeout_ms": {timeout_ms}, "calls": [
+            {{"method": "/Greeter/SayHello", "steps": [{{"send": {{"message": {{"name": "x"}}}}}}, "half_close", "receive_all"{observe}]}}]}}"#
+    );
+    NamedFixture {
+        name: "t/unary".into(),
+        source: "t/unary.json".into(),
+        fixture: fixture::parse("t/unary.json", &text).unwrap(),
+    }
+}
+
+/// Runs the unary fixture against `addr`; the events and how long it took.
+async fn drive_unary(addr: std::net::SocketAddr, timeout_ms: u64) -> (Vec<Event>, Duration) {
+    let started = Instant::now();
+    let events = tokio::time::timeout(
+        Duration::from_secs(30),
+        drive::run_conversation(
+            &connector(addr),
+            &unary_fixture(timeout_ms, false).fixture,
+            &Descriptors::contract().unwrap(),
+            &DriveOptions::default(),
+        ),
+    )
+    .await
+    .expect("the driver bounds its own waits")
+    .expect("a TCP connection is made");
+    (events, started.elapsed())
+}
+
+/// A listener on 127.0.0.1 whose every connection is handled by `serve`.
+async fn fake_target<F, Fut>(serve: F) -> std::net::SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve(socket));
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_target_that_never_answers_times_out_within_the_fixture_timeout() {
+    let addr = fake_target(|mut socket| async move {
+        // Read and hold everything, say nothing.
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = socket.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    let (events, took) = drive_unary(addr, 800).await;
+    let text = transcript::render(&events);
+    assert!(
+        text.contains("! timed out waiting for response headers"),
+        "{text}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_target_that_closes_at_once_is_a_clear_failure() {
+    let addr = fake_target(|socket| async move { drop(socket) }).await;
+    let (events, took) = drive_unary(addr, 2_000).await;
+    let text = transcript::render(&events);
+    assert!(
+        text.contains("! connection lost") || text.contains("HTTP/2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("timed out"),
+        "a closed connection must not wait for the timeout: {text}"
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_target_speaking_http1_is_a_clear_failure() {
+    let addr = fake_target(|mut socket| async move {
+        let mut buf = [0u8; 1024];
+        let _ = socket.read(&mut buf).await;
+        let _ = socket
+            .write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await;
+        let _ = socket.shutdown().await;
+    })
+    .await;
+    let (events, took) = drive_unary(addr, 2_000).await;
+    let text = transcript::render(&events);
+    assert!(text.contains("  ! "), "{text}");
+    assert!(!text.contains("← status"), "{text}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_target_without_the_observer_is_not_observable_not_failing() {
+    // A real gRPC server with nothing but health: every contract method and
+    // the Observer answer UNIMPLEMENTED.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let events = drive::run_conversation(
+        &connector(addr),
+        &unary_fixture(3_000, true).fixture,
+        &Descriptors::contract().unwrap(),
+        &DriveOptions::default(),
+    )
+    .await
+    .unwrap();
+    let text = transcript::render(&events);
+    assert!(text.contains("← status UNIMPLEMENTED"), "{text}");
+    assert!(
+        text.contains("observer: not observable (UNIMPLEMENTED)"),
+        "{text}"
+    );
+    server.abort();
+}
