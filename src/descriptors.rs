@@ -15,11 +15,13 @@ pub enum DescriptorError {
     #[error("embedded contract descriptors are invalid: {0}")]
     Embedded(prost_reflect::DescriptorError),
     /// protox rejected a `--proto` file.
-    #[error("cannot compile {file}: {source}")]
+    #[error("cannot compile {file}{at}: {source}")]
     Compile {
         /// The file given.
         file: PathBuf,
-        /// protox's error, with line and column.
+        /// `:line:column` (or `: in <file>:line:column` for an import) when protox knows.
+        at: String,
+        /// protox's error.
         source: protox::Error,
     },
     /// The compiled or reflected files clash with what the pool has.
@@ -61,8 +63,9 @@ impl Descriptors {
         file: &std::path::Path,
         includes: &[PathBuf],
     ) -> Result<(), DescriptorError> {
-        let compile_err = |source| DescriptorError::Compile {
+        let compile_err = |source: protox::Error| DescriptorError::Compile {
             file: file.to_path_buf(),
+            at: locate(&source, file),
             source,
         };
         let mut dirs: Vec<PathBuf> = file.parent().map(|p| p.to_path_buf()).into_iter().collect();
@@ -118,6 +121,30 @@ impl Descriptors {
     /// The pool, for message lookups.
     pub fn pool(&self) -> &DescriptorPool {
         &self.pool
+    }
+}
+
+/// Where protox's error points, as `:line:column` (1-based) of `given` or,
+/// for an error in an imported file, ` (in FILE:line:column)`.
+fn locate(error: &protox::Error, given: &std::path::Path) -> String {
+    use miette::{Diagnostic, SourceSpan};
+    let Some(offset) = error
+        .labels()
+        .and_then(|mut l| l.next())
+        .map(|l| l.offset())
+    else {
+        return String::new();
+    };
+    let Some(source) = error.source_code() else {
+        return String::new();
+    };
+    let Ok(span) = source.read_span(&SourceSpan::from(offset..offset), 0, 0) else {
+        return String::new();
+    };
+    let (line, column) = (span.line() + 1, span.column() + 1);
+    match error.file() {
+        Some(f) if !given.ends_with(f) => format!(" (in {f}:{line}:{column})"),
+        _ => format!(":{line}:{column}"),
     }
 }
 

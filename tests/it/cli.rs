@@ -320,3 +320,33 @@ fn header_values_reach_the_target_but_not_the_transcript() {
     );
     assert!(text.contains("Hello world"), "{text}");
 }
+
+#[test]
+fn reflection_and_proto_files_add_to_the_contract() {
+    conform()
+        .args(["--reflect", "--filter", "greeter/unary"])
+        .assert()
+        .code(0);
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/greeter.proto");
+    conform()
+        .arg("--proto")
+        .arg(&proto)
+        .args(["--filter", "greeter/unary"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn a_bad_proto_file_exits_2_naming_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("mine.proto");
+    fs::write(&proto, "syntax = \"proto3\";\nmessage A { strin x = 1; }\n").unwrap();
+    conform()
+        .arg("--proto")
+        .arg(&proto)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "mine.proto:2:13: name 'strin' is not defined",
+        ));
+}

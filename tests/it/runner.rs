@@ -201,3 +201,66 @@ async fn a_target_without_the_observer_is_not_observable_not_failing() {
     );
     server.abort();
 }
+
+/// The reference's services behind tonic's TLS server (no per-call layer, so
+/// the Observer knows no call), with the test certificate for `localhost`.
+async fn tls_target() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use grpc_conform::reference::{services, CallRegistry, ReferenceConfig};
+    use tonic::transport::{Identity, Server, ServerTlsConfig};
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let identity = Identity::from_pem(
+        std::fs::read(data.join("server.pem")).unwrap(),
+        std::fs::read(data.join("server.key")).unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = services::routes(&ReferenceConfig::default(), CallRegistry::default());
+    let server = Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(identity))
+        .unwrap()
+        .add_routes(routes)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    (addr, tokio::spawn(async move { server.await.unwrap() }))
+}
+
+#[tokio::test]
+async fn tls_with_a_ca_file_and_server_name_reaches_the_target() {
+    let (addr, server) = tls_target().await;
+    let tls = |ca: &str| {
+        Connector::new(Target {
+            address: addr.to_string(),
+            tls: Some(drive::TlsOptions {
+                ca_cert: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(ca)),
+                server_name: Some("localhost".into()),
+            }),
+        })
+    };
+    let connector = tls("tests/data/ca.pem").expect("the CA file loads");
+    let events = drive::run_conversation(
+        &connector,
+        &unary_fixture(3_000, false).fixture,
+        &Descriptors::contract().unwrap(),
+        &DriveOptions::default(),
+    )
+    .await
+    .expect("TLS handshake with ALPN h2");
+    let text = transcript::render(&events);
+    assert!(
+        text.contains("← message {\"message\":\"Hello x\"}"),
+        "{text}"
+    );
+    assert!(text.contains("← status OK"), "{text}");
+
+    // The server's own certificate is not a CA: verification must fail.
+    let wrong = tls("tests/data/server.pem").expect("a PEM certificate loads");
+    let err = drive::run_conversation(
+        &wrong,
+        &unary_fixture(3_000, false).fixture,
+        &Descriptors::contract().unwrap(),
+        &DriveOptions::default(),
+    )
+    .await
+    .expect_err("an untrusted certificate is refused");
+    assert!(err.to_string().starts_with("TLS: handshake with"), "{err}");
+    server.abort();
+}
