@@ -230,13 +230,11 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
                             .map_err(|e| invalid(at(".receive.message"), e))?;
                     }
                 }
-                Step::ExpectStatus(status) => {
-                    if !STATUS_NAMES.contains(&status.code.as_str()) {
-                        return Err(invalid(
-                            at(".expect_status.code"),
-                            format!("unknown status code `{}`", status.code),
-                        ));
-                    }
+                Step::ExpectStatus(status) if !STATUS_NAMES.contains(&status.code.as_str()) => {
+                    return Err(invalid(
+                        at(".expect_status.code"),
+                        format!("unknown status code `{}`", status.code),
+                    ));
                 }
                 _ => {}
             }

@@ -136,6 +136,7 @@ pub(crate) async fn open_call(
     path: &str,
     extra: &[(HeaderName, HeaderValue)],
     shown: BTreeSet<String>,
+    show_status_message: bool,
     deadline: Instant,
 ) -> Result<ActiveCall, Stop> {
     let mut request = http::Request::builder()
@@ -159,7 +160,13 @@ pub(crate) async fn open_call(
     let (response, send) = sender
         .send_request(request, false)
         .map_err(|e| Stop::Failed(describe_h2(&e)))?;
-    Ok(ActiveCall::new(send, response, shown, deadline))
+    Ok(ActiveCall::new(
+        send,
+        response,
+        shown,
+        show_status_message,
+        deadline,
+    ))
 }
 
 /// Runs `fixture` against the target and returns what happened, in order.
@@ -248,15 +255,28 @@ impl CallRun<'_> {
                 _ => Vec::new(),
             })
             .collect();
-        let mut active =
-            match open_call(conn, &self.call.method, &headers, shown, self.deadline).await {
-                Ok(a) => Some(a),
-                Err(Stop::Failed(what)) => {
-                    ev.push(Event::Failure { what });
-                    None
-                }
-                Err(timeout) => return Err(timeout),
-            };
+        let checks_message = self
+            .call
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ExpectStatus(e) if e.message.is_some()));
+        let mut active = match open_call(
+            conn,
+            &self.call.method,
+            &headers,
+            shown,
+            checks_message,
+            self.deadline,
+        )
+        .await
+        {
+            Ok(a) => Some(a),
+            Err(Stop::Failed(what)) => {
+                ev.push(Event::Failure { what });
+                None
+            }
+            Err(timeout) => return Err(timeout),
+        };
         let mut cancelled = false;
         for step in &self.call.steps {
             match step {
@@ -533,7 +553,7 @@ fn check_fields(
     for (name, want) in expected {
         let got = map
             .and_then(|m| m.get(name.as_str()))
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            .map(|v| call::shown_value(name, v.as_bytes()));
         let shown = got
             .as_deref()
             .map_or("<absent>".to_string(), |g| format!("{g:?}"));

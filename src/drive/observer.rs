@@ -46,7 +46,8 @@ pub async fn observe(
         call_id: ctx.call_id.to_string(),
         wait_ms: ctx.wait_ms,
     };
-    let mut call = super::open_call(conn, GET_CALL, &[], Default::default(), deadline).await?;
+    let mut call =
+        super::open_call(conn, GET_CALL, &[], Default::default(), false, deadline).await?;
     call.send_message(super::codec::frame(false, &query.encode_to_vec()))?;
     call.half_close();
     let mut scratch = Vec::new();
@@ -100,7 +101,7 @@ fn facts(r: &CallRecord, ctx: &ObserveContext<'_>) -> Vec<(String, String)> {
         (t, Some(sent))
             if (t as i128 - sent as i128).unsigned_abs() <= (sent / 10).max(5) as u128 =>
         {
-            "as sent".into()
+            "as-sent".into()
         }
         (t, _) => format!("{t} ms"),
     };
