@@ -30,6 +30,17 @@ pub struct Fixture {
     pub calls: Vec<Call>,
 }
 
+impl Level {
+    /// The word as the spec writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+        }
+    }
+}
+
 /// Default bound on a conversation, generous enough for a loaded CI machine.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 

@@ -165,8 +165,10 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
         let mut out = String::new();
         for f in &selected {
             out.push_str(&format!(
-                "{}\t{:?}\t{}\n",
-                f.name, f.fixture.level, f.fixture.rule
+                "{}\t{}\t{}\n",
+                f.name,
+                f.fixture.level.as_str(),
+                f.fixture.rule
             ));
         }
         emit(&args, &out)?;

@@ -53,8 +53,13 @@ pub fn render(report: &RunReport, color: bool) -> String {
         let (colour, word) = verdict_word(r.verdict, &s);
         let _ = writeln!(
             out,
-            "{colour}{word}{} {} {}({:?}: {}){}",
-            s.reset, r.name, s.dim, r.level, r.rule, s.reset
+            "{colour}{word}{} {} {}({}: {}){}",
+            s.reset,
+            r.name,
+            s.dim,
+            r.level.as_str(),
+            r.rule,
+            s.reset
         );
         let _ = writeln!(out, "  {}", r.description);
         if let Some(error) = &r.error {

@@ -25,8 +25,9 @@ pub fn render(report: &RunReport) -> Result<String, ReportError> {
                     "listed as known-failing but passed".to_string()
                 } else {
                     format!(
-                        "transcript differs from the snapshot ({:?}: {})",
-                        r.level, r.rule
+                        "transcript differs from the snapshot ({}: {})",
+                        r.level.as_str(),
+                        r.rule
                     )
                 };
                 s.set_message(message);

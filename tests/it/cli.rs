@@ -59,7 +59,7 @@ fn list_honours_filter_and_skip() {
         .stdout
         .clone();
     let out = String::from_utf8(out).unwrap();
-    assert!(out.contains("greeter/unary/say-hello\tMust\t"), "{out}");
+    assert!(out.contains("greeter/unary/say-hello\tMUST\t"), "{out}");
     assert!(!out.contains("cancel"), "{out}");
     assert!(!out.contains("chat/"), "{out}");
 }
