@@ -28,6 +28,11 @@ pub struct Fixture {
     pub timeout_ms: Option<u64>,
     /// The calls, run one after the other on the same connection.
     pub calls: Vec<Call>,
+    /// Run all calls at once on the connection instead of one after the
+    /// other; the transcript still lists each call's events together, in
+    /// call order, so it does not depend on how they interleaved.
+    #[serde(default)]
+    pub concurrent: bool,
 }
 
 impl Level {

@@ -132,7 +132,7 @@ fn next_call_id() -> String {
 
 /// Opens a stream for `path` with the standard gRPC request headers plus `extra`.
 pub(crate) async fn open_call(
-    conn: &mut Conn,
+    conn: &Conn,
     path: &str,
     extra: &[(HeaderName, HeaderValue)],
     shown: BTreeSet<String>,
@@ -182,7 +182,7 @@ pub async fn run_conversation(
         Duration::from_millis(options.scale(fixture.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)));
     let deadline = Instant::now() + budget;
     let mut ev = Vec::new();
-    let mut conn = match timeout_at(deadline, connector.connect()).await {
+    let conn = match timeout_at(deadline, connector.connect()).await {
         Ok(conn) => conn?,
         Err(_) => {
             ev.push(Event::TimedOut {
@@ -191,22 +191,45 @@ pub async fn run_conversation(
             return Ok(ev);
         }
     };
-    let mut observer_conn = None;
+    let mut runs = Vec::new();
     for (index, call) in fixture.calls.iter().enumerate() {
         let method = descriptors
             .method(&call.method)
             .ok_or_else(|| DriveError::Fixture(format!("no method {}", call.method)))?;
-        let run = CallRun {
+        runs.push(CallRun {
             index: index + 1,
             call,
             method,
             call_id: next_call_id(),
             options,
             deadline,
-        };
-        if let Err(Stop::TimedOut(what)) = run
-            .run(&mut conn, connector, &mut observer_conn, &mut ev)
-            .await
+        });
+    }
+    if fixture.concurrent {
+        // All calls at once on the connection; each keeps its own events so
+        // the transcript groups them by call, whatever the interleaving.
+        let each = runs.iter().map(|run| {
+            let conn = &conn;
+            async move {
+                let (mut events, mut observer_conn) = (Vec::new(), None);
+                let outcome = run
+                    .run(conn, connector, &mut observer_conn, &mut events)
+                    .await;
+                if let Err(Stop::TimedOut(what)) = outcome {
+                    events.push(Event::TimedOut { waiting_for: what });
+                }
+                events
+            }
+        });
+        for events in futures::future::join_all(each).await {
+            ev.extend(events);
+        }
+        return Ok(ev);
+    }
+    let mut observer_conn = None;
+    for run in &runs {
+        if let Err(Stop::TimedOut(what)) =
+            run.run(&conn, connector, &mut observer_conn, &mut ev).await
         {
             ev.push(Event::TimedOut { waiting_for: what });
             break;
@@ -235,7 +258,7 @@ impl CallRun<'_> {
     /// Opens the call and runs its steps; `Err(TimedOut)` ends the conversation.
     async fn run(
         &self,
-        conn: &mut Conn,
+        conn: &Conn,
         connector: &Connector,
         observer_conn: &mut Option<Conn>,
         ev: &mut Vec<Event>,

@@ -47,7 +47,7 @@ pub async fn observe(
         wait_ms: ctx.wait_ms,
     };
     let mut call =
-        super::open_call(conn, GET_CALL, &[], Default::default(), false, deadline).await?;
+        super::open_call(&*conn, GET_CALL, &[], Default::default(), false, deadline).await?;
     call.send_message(super::codec::frame(false, &query.encode_to_vec()))?;
     call.half_close();
     let mut scratch = Vec::new();
