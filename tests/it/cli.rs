@@ -15,6 +15,16 @@ fn conform() -> Command {
     cmd
 }
 
+/// A run of the fixtures in `fixtures` with accepted snapshots in `snaps`.
+fn against(fixtures: &tempfile::TempDir, snaps: &tempfile::TempDir) -> Command {
+    let mut cmd = conform();
+    cmd.arg("--fixtures")
+        .arg(fixtures.path())
+        .arg("--snapshots")
+        .arg(snaps.path());
+    cmd
+}
+
 /// The repository's copy of a fixture.
 fn corpus_fixture(name: &str) -> String {
     fs::read_to_string(
@@ -169,11 +179,7 @@ fn mismatch_writes_snap_new_and_never_touches_the_accepted_snap() {
     fs::create_dir_all(accepted.parent().unwrap()).unwrap();
     let stale = "---\nexpression: local/hello\n---\ncall 1 /Greeter/SayHello\n  ← status OK\n";
     fs::write(&accepted, stale).unwrap();
-    conform()
-        .arg("--fixtures")
-        .arg(fixtures.path())
-        .arg("--snapshots")
-        .arg(snaps.path())
+    against(&fixtures, &snaps)
         .assert()
         .code(1)
         .stdout(predicates::str::contains("local/hello.snap.new"));
@@ -203,13 +209,7 @@ fn mismatch_writes_snap_new_and_never_touches_the_accepted_snap() {
         .code(0)
         .stdout(predicates::str::contains("accepted local/hello"));
     assert!(!snaps.path().join("local/hello.snap.new").exists());
-    conform()
-        .arg("--fixtures")
-        .arg(fixtures.path())
-        .arg("--snapshots")
-        .arg(snaps.path())
-        .assert()
-        .code(0);
+    against(&fixtures, &snaps).assert().code(0);
 }
 
 #[test]
@@ -217,13 +217,7 @@ fn accepted_snapshots_load_with_insta() {
     // The .snap.new we write must be a snapshot insta itself reads back.
     let fixtures = fixtures_without_golden();
     let snaps = tempfile::tempdir().unwrap();
-    conform()
-        .arg("--fixtures")
-        .arg(fixtures.path())
-        .arg("--snapshots")
-        .arg(snaps.path())
-        .assert()
-        .code(1);
+    against(&fixtures, &snaps).assert().code(1);
     let path = snaps.path().join("local/hello.snap.new");
     let snapshot = insta::Snapshot::from_file(&path).expect("insta reads our file");
     let text = snapshot.as_text().expect("a text snapshot").to_string();
@@ -235,13 +229,7 @@ fn accepted_snapshots_load_with_insta() {
 fn reject_deletes_pending_snapshots() {
     let fixtures = fixtures_without_golden();
     let snaps = tempfile::tempdir().unwrap();
-    conform()
-        .arg("--fixtures")
-        .arg(fixtures.path())
-        .arg("--snapshots")
-        .arg(snaps.path())
-        .assert()
-        .code(1);
+    against(&fixtures, &snaps).assert().code(1);
     conform()
         .args(["snapshots", "reject", "--snapshots"])
         .arg(snaps.path())
@@ -257,12 +245,8 @@ fn under_ci_nothing_is_written_unless_asked() {
     let fixtures = fixtures_without_golden();
     let snaps = tempfile::tempdir().unwrap();
     let run = |write_new: bool| {
-        let mut cmd = conform();
-        cmd.env("CI", "true")
-            .arg("--fixtures")
-            .arg(fixtures.path())
-            .arg("--snapshots")
-            .arg(snaps.path());
+        let mut cmd = against(&fixtures, &snaps);
+        cmd.env("CI", "true");
         if write_new {
             cmd.arg("--write-new");
         }

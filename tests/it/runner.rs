@@ -87,17 +87,26 @@ fn unary_fixture(timeout_ms: u64, observe: bool) -> NamedFixture {
     }
 }
 
+/// Drives `fixture` through `connector` with the default options.
+async fn converse(
+    connector: &Connector,
+    fixture: &NamedFixture,
+) -> Result<Vec<Event>, drive::DriveError> {
+    drive::run_conversation(
+        connector,
+        &fixture.fixture,
+        &Descriptors::contract().unwrap(),
+        &DriveOptions::default(),
+    )
+    .await
+}
+
 /// Runs the unary fixture against `addr`; the events and how long it took.
 async fn drive_unary(addr: std::net::SocketAddr, timeout_ms: u64) -> (Vec<Event>, Duration) {
     let started = Instant::now();
     let events = tokio::time::timeout(
         Duration::from_secs(30),
-        drive::run_conversation(
-            &connector(addr),
-            &unary_fixture(timeout_ms, false).fixture,
-            &Descriptors::contract().unwrap(),
-            &DriveOptions::default(),
-        ),
+        converse(&connector(addr), &unary_fixture(timeout_ms, false)),
     )
     .await
     .expect("the driver bounds its own waits")
@@ -190,14 +199,9 @@ async fn a_target_without_the_observer_is_not_observable_not_failing() {
             .add_service(health)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let events = drive::run_conversation(
-        &connector(addr),
-        &unary_fixture(3_000, true).fixture,
-        &Descriptors::contract().unwrap(),
-        &DriveOptions::default(),
-    )
-    .await
-    .unwrap();
+    let events = converse(&connector(addr), &unary_fixture(3_000, true))
+        .await
+        .unwrap();
     let text = transcript::render(&events);
     assert!(text.contains("← status UNIMPLEMENTED"), "{text}");
     assert!(
@@ -241,14 +245,9 @@ async fn tls_with_a_ca_file_and_server_name_reaches_the_target() {
         })
     };
     let connector = tls("tests/data/ca.pem").expect("the CA file loads");
-    let events = drive::run_conversation(
-        &connector,
-        &unary_fixture(3_000, false).fixture,
-        &Descriptors::contract().unwrap(),
-        &DriveOptions::default(),
-    )
-    .await
-    .expect("TLS handshake with ALPN h2");
+    let events = converse(&connector, &unary_fixture(3_000, false))
+        .await
+        .expect("TLS handshake with ALPN h2");
     let text = transcript::render(&events);
     assert!(
         text.contains("← message {\"message\":\"Hello x\"}"),
@@ -258,14 +257,9 @@ async fn tls_with_a_ca_file_and_server_name_reaches_the_target() {
 
     // The server's own certificate is not a CA: verification must fail.
     let wrong = tls("tests/data/server.pem").expect("a PEM certificate loads");
-    let err = drive::run_conversation(
-        &wrong,
-        &unary_fixture(3_000, false).fixture,
-        &Descriptors::contract().unwrap(),
-        &DriveOptions::default(),
-    )
-    .await
-    .expect_err("an untrusted certificate is refused");
+    let err = converse(&wrong, &unary_fixture(3_000, false))
+        .await
+        .expect_err("an untrusted certificate is refused");
     assert!(err.to_string().starts_with("TLS: handshake with"), "{err}");
     server.abort();
 }
