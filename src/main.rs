@@ -1,3 +1,6 @@
+//! `grpc-conform`: parses the command line, runs the library, maps the
+//! outcome to the exit codes documented in `cli`.
+
 use clap::Parser;
 use grpc_conform::cli::{Cli, Command};
 use std::process::ExitCode;

@@ -174,6 +174,11 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
         emit(&args, &out)?;
         return Ok(0);
     }
+    // Without reflection every type is known now: a bad fixture is exit 2
+    // before the target is even tried.
+    if !args.reflect {
+        validate_all(&selected, &descriptors)?;
+    }
     // Started here so it lives until the run ends.
     let (reference, address) = match &args.target {
         Some(t) => (None, t.clone()),
@@ -205,8 +210,8 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
             .await
             .map_err(|e| CliError::Fixture(e.to_string()))?;
     }
-    for f in &selected {
-        fixture::validate(f, &descriptors).map_err(|e| CliError::Fixture(e.to_string()))?;
+    if args.reflect {
+        validate_all(&selected, &descriptors)?;
     }
     let known_failing = match &args.known_failing {
         Some(path) => plan::parse_known_failing(
@@ -250,6 +255,14 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
         report::render(&report, args.format, color).map_err(|e| CliError::Other(e.to_string()))?;
     emit(&args, &text)?;
     Ok(exit_code(&report))
+}
+
+/// Validates every selected fixture against the descriptors.
+pub fn validate_all(fixtures: &[NamedFixture], descriptors: &Descriptors) -> Result<(), CliError> {
+    for f in fixtures {
+        fixture::validate(f, descriptors).map_err(|e| CliError::Fixture(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Writes `text` to `--output` or standard output.

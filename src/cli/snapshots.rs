@@ -1,10 +1,9 @@
 //! `grpc-conform snapshots ...`: review a target's pending snapshots without
 //! cargo-insta, and regenerate the golden snapshots from the reference.
 
-use super::run::{load, CliError, RunArgs};
+use super::run::{load, validate_all, CliError, RunArgs};
 use crate::{
     drive::{Connector, DriveOptions, Target},
-    fixture,
     plan::NamePattern,
     reference::{ReferenceConfig, ReferenceServer},
     run::{self, RunConfig},
@@ -135,9 +134,7 @@ async fn bless(b: BlessArgs) -> Result<u8, CliError> {
         ..RunArgs::default()
     };
     let (fixtures, descriptors) = load(&run_args)?;
-    for f in &fixtures {
-        fixture::validate(f, &descriptors).map_err(|e| CliError::Fixture(e.to_string()))?;
-    }
+    validate_all(&fixtures, &descriptors)?;
     let server = ReferenceServer::start(ReferenceConfig::default())
         .await
         .map_err(|e| CliError::Other(e.to_string()))?;
@@ -152,8 +149,7 @@ async fn bless(b: BlessArgs) -> Result<u8, CliError> {
         fixtures: fixtures.clone(),
         drive: DriveOptions::default(),
         // No snapshots at all: every transcript comes back as produced.
-        store: Store::with_golden_dir(&b.dir.join("__none__"), None, false)
-            .map_err(|e| CliError::Other(e.to_string()))?,
+        store: Store::empty(),
         known_failing: Default::default(),
         jobs: 4,
     };
