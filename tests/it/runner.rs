@@ -263,3 +263,107 @@ async fn tls_with_a_ca_file_and_server_name_reaches_the_target() {
     assert!(err.to_string().starts_with("TLS: handshake with"), "{err}");
     server.abort();
 }
+
+/// How the hand-written h2 server below answers every call.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// One HEADERS frame with END_STREAM carrying the status.
+    TrailersOnly,
+    /// Response headers, no message, then trailers.
+    HeadersThenTrailers,
+    /// A message flagged compressed with no `grpc-encoding`, then OK.
+    CompressedWithoutEncoding,
+    /// A message, then trailers without `grpc-status`.
+    NoStatus,
+}
+
+/// An h2 server answering every request as `answer` says (status
+/// FAILED_PRECONDITION with a percent-encoded message where it sends one).
+async fn scripted_h2_target(answer: Answer) -> std::net::SocketAddr {
+    fake_target(move |socket| async move {
+        let Ok(mut conn) = h2::server::handshake(socket).await else {
+            return;
+        };
+        while let Some(Ok((_request, mut respond))) = conn.accept().await {
+            let head = |extra: &[(&'static str, &'static str)]| {
+                let mut b = http::Response::builder()
+                    .status(200)
+                    .header("content-type", "application/grpc");
+                for (k, v) in extra {
+                    b = b.header(*k, *v);
+                }
+                b.body(()).unwrap()
+            };
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", "9".parse().unwrap());
+            trailers.insert("grpc-message", "not%20now".parse().unwrap());
+            trailers.insert("x-detail", "d".parse().unwrap());
+            match answer {
+                Answer::TrailersOnly => {
+                    let r = head(&[
+                        ("grpc-status", "9"),
+                        ("grpc-message", "not%20now"),
+                        ("x-detail", "d"),
+                    ]);
+                    let _ = respond.send_response(r, true);
+                }
+                Answer::HeadersThenTrailers => {
+                    let mut s = respond.send_response(head(&[]), false).unwrap();
+                    let _ = s.send_trailers(trailers);
+                }
+                Answer::CompressedWithoutEncoding | Answer::NoStatus => {
+                    let mut s = respond.send_response(head(&[]), false).unwrap();
+                    let message =
+                        prost::Message::encode_to_vec(&grpc_conform::proto::contract::HelloReply {
+                            message: "hi".into(),
+                        });
+                    let framed = drive::codec::frame(true, &message);
+                    let framed = if matches!(answer, Answer::NoStatus) {
+                        drive::codec::frame(false, &message)
+                    } else {
+                        framed
+                    };
+                    let _ = s.send_data(framed, false);
+                    let mut t = http::HeaderMap::new();
+                    if matches!(answer, Answer::CompressedWithoutEncoding) {
+                        t.insert("grpc-status", "0".parse().unwrap());
+                    }
+                    let _ = s.send_trailers(t);
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The transcript of the unary fixture against a scripted h2 target.
+async fn transcript_against(answer: Answer) -> String {
+    let addr = scripted_h2_target(answer).await;
+    let events = converse(&connector(addr), &unary_fixture(3_000, false))
+        .await
+        .unwrap();
+    transcript::render(&events)
+}
+
+#[tokio::test]
+async fn trailers_only_and_headers_then_trailers_give_the_same_transcript() {
+    let trailers_only = transcript_against(Answer::TrailersOnly).await;
+    let separate = transcript_against(Answer::HeadersThenTrailers).await;
+    assert_eq!(trailers_only, separate);
+    assert!(trailers_only.contains("  ← headers content-type=application/grpc\n  ← trailers x-detail=d\n  ← status FAILED_PRECONDITION\n"), "{trailers_only}");
+}
+
+#[tokio::test]
+async fn protocol_violations_in_responses_are_named() {
+    let text = transcript_against(Answer::CompressedWithoutEncoding).await;
+    assert!(
+        text.contains("  ! compressed message without grpc-encoding\n"),
+        "{text}"
+    );
+    let text = transcript_against(Answer::NoStatus).await;
+    assert!(text.contains("← message {\"message\":\"hi\"}"), "{text}");
+    assert!(
+        text.contains("  ! no grpc-status in the trailers\n"),
+        "{text}"
+    );
+}
