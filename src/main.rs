@@ -2,7 +2,7 @@
 //! outcome to the exit codes documented in `cli`.
 
 use clap::Parser;
-use grpc_conform::cli::{Cli, Command};
+use grpc_conform::cli::{serve, Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,20 +14,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            None => grpc_conform::cli::run::execute(cli.run).await,
+    runtime.block_on(async {
+        let result = match cli.command {
+            Some(Command::Serve(args)) => {
+                return match serve::execute(&args).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("grpc-conform serve: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
             Some(Command::Snapshots(args)) => grpc_conform::cli::snapshots::execute(args).await,
-            Some(Command::Serve) => Err(grpc_conform::cli::run::CliError::Usage(
-                "serve is not built yet".into(),
-            )),
+            None => grpc_conform::cli::run::execute(cli.run).await,
+        };
+        match result {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("grpc-conform: {e}");
+                ExitCode::from(e.exit_code())
+            }
         }
-    });
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("grpc-conform: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    })
 }

@@ -6,6 +6,7 @@
 //! entry is stale), 2 usage or fixture error, 3 target unreachable.
 
 pub mod run;
+pub mod serve;
 pub mod snapshots;
 
 use clap::{Parser, Subcommand};
@@ -31,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the reference server of the contract until SIGINT or SIGTERM.
-    Serve,
+    Serve(serve::ServeArgs),
     /// Review, accept or reject a target's snapshots; regenerate the golden ones.
     Snapshots(snapshots::SnapshotsArgs),
 }

@@ -104,9 +104,13 @@ pub fn goaway(last_stream_id: u32, code: u32, debug: &[u8]) -> Vec<u8> {
 /// completes; payloads are skipped, never buffered.
 #[derive(Clone, Debug)]
 pub struct FrameReader {
+    /// Preface bytes still to skip.
     preface_left: usize,
+    /// The header being read, complete once `header_len` is 9.
     header: [u8; HEADER_LEN],
+    /// Header bytes seen so far.
     header_len: usize,
+    /// Payload bytes of the current frame still to skip.
     payload_left: usize,
 }
 

@@ -18,8 +18,11 @@ pub struct MessagePrefix {
 /// completes; message bytes are skipped, never buffered.
 #[derive(Clone, Debug, Default)]
 pub struct MessageReader {
+    /// The prefix being read, complete once `prefix_len` is 5.
     prefix: [u8; PREFIX_LEN],
+    /// Prefix bytes seen so far.
     prefix_len: usize,
+    /// Bytes of the current message still to skip.
     body_left: u64,
 }
 

@@ -5,3 +5,4 @@ mod faulty;
 mod runner;
 mod services;
 mod support;
+mod transport;

@@ -28,10 +28,15 @@ pub const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
 /// A request body on its way to tonic.
 #[derive(Debug)]
 pub struct RequestBody<B> {
+    /// hyper's body.
     inner: B,
+    /// The call a reset is recorded on.
     ctx: CallCtx,
+    /// Finds each message's length prefix across DATA frames.
     messages: MessageReader,
+    /// Longer messages are refused before tonic reads them.
     max_message_size: usize,
+    /// A message was refused: the body reads as ended after the error.
     refused: bool,
 }
 
@@ -115,10 +120,15 @@ where
 pub struct ResponseBody<B> {
     /// `None` once the body ended, or for a trailers-only response.
     inner: Option<B>,
+    /// The call whose outcome the end of this body settles.
     ctx: CallCtx,
+    /// Counts response messages across DATA frames.
     messages: MessageReader,
+    /// The call's deadline, still enforced after the headers.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// `x-grpc-test-echo-trailing-bin` to add to the trailers.
     echo_trailing: Option<HeaderValue>,
+    /// The trailers went out (or never will): a drop is no cancel.
     ended: bool,
     /// Keeps the call counted as open until the body is done with.
     _guard: Option<CallGuard>,

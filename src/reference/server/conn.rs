@@ -15,6 +15,7 @@ use tokio::sync::{watch, Notify};
 pub struct ConnState {
     /// Calls whose response has not ended; the ping policy and max idle need it.
     open_calls: watch::Sender<usize>,
+    /// The tap's state, also set by the connection task (GOAWAY debug data).
     tap: Mutex<TapShared>,
     /// Woken once the tap flushed a GOAWAY that ends the connection.
     close: Notify,
@@ -109,7 +110,10 @@ impl ConnState {
 
 /// One open call on a connection; dropping it closes the call.
 #[derive(Debug)]
-pub struct CallGuard(Arc<ConnState>);
+pub struct CallGuard(
+    /// The connection whose open-call count this guard holds.
+    Arc<ConnState>,
+);
 
 impl Drop for CallGuard {
     fn drop(&mut self) {

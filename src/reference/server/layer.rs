@@ -33,8 +33,11 @@ const MAX_ENFORCED_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// What the layer needs from the server, shared by all its calls.
 #[derive(Clone, Debug)]
 pub struct CallLayer {
+    /// Message size limit and encodings.
     config: Arc<ReferenceConfig>,
+    /// Where calls with an id are kept for the Observer.
     registry: CallRegistry,
+    /// The connection, which counts open calls for the ping policy and max idle.
     conn: Arc<ConnState>,
 }
 
@@ -63,14 +66,18 @@ impl<S> tower::Layer<S> for CallLayer {
 /// The routes wrapped by [`CallLayer`].
 #[derive(Clone, Debug)]
 pub struct CallService<S> {
+    /// The routes.
     inner: S,
+    /// What every call shares.
     layer: CallLayer,
 }
 
 /// The echo headers a call asked for.
 #[derive(Clone, Debug, Default)]
 struct Echo {
+    /// `x-grpc-test-echo-initial`, sent back as a response header.
     initial: Option<HeaderValue>,
+    /// `x-grpc-test-echo-trailing-bin`, sent back as a trailer.
     trailing: Option<HeaderValue>,
 }
 
@@ -144,16 +151,22 @@ where
 
 /// The response of one call, on its way.
 pub struct CallFuture<F> {
+    /// Where the call stands.
     state: State<F>,
+    /// The call, settled here when the deadline passes or the future is dropped.
     ctx: CallCtx,
+    /// Echo headers to add to the response.
     echo: Echo,
 }
 
 enum State<F> {
     /// The handler runs.
     Waiting {
+        /// The routes' future, boxed so the whole future is Unpin.
         inner: Pin<Box<F>>,
+        /// The call's deadline, handed to the body with the response.
         deadline: Option<Pin<Box<Sleep>>>,
+        /// Counts the call as open until its response ends.
         guard: CallGuard,
     },
     /// The layer answered without the handler (trailers-only).

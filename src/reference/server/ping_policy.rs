@@ -22,8 +22,11 @@ pub enum PingVerdict {
 /// One connection's ping strikes.
 #[derive(Clone, Debug)]
 pub struct PingEnforcer {
+    /// The rule being enforced.
     policy: PingPolicy,
+    /// When the previous client PING came; none yet means no strike.
     last_ping: Option<Instant>,
+    /// Strikes since the last reset.
     strikes: u32,
     /// Set when the server sent HEADERS or DATA: the next ping is not judged
     /// and clears the strikes (grpc-go's `resetPingStrikes`), so a client that

@@ -30,12 +30,17 @@ pub const TOO_MANY_PINGS: &[u8] = b"too_many_pings";
 /// An IO stream whose HTTP/2 frames are watched (and a few rewritten).
 #[derive(Debug)]
 pub struct Tap<IO> {
+    /// The TCP stream.
     io: IO,
+    /// Shared with the per-call layer and the connection task.
     conn: Arc<ConnState>,
+    /// Follows the client's frames (after the preface).
     inbound: FrameReader,
+    /// Follows the server's frames, to rewrite and inject at boundaries.
     outbound: Outbound,
     /// Bytes accepted from hyper, not yet written to `io`.
     queue: Vec<u8>,
+    /// How much of `queue` already went to `io`.
     written: usize,
     /// The flood GOAWAY is queued: ask for the close once it is flushed.
     close_after_flush: bool,
@@ -44,8 +49,11 @@ pub struct Tap<IO> {
 /// Where the outbound byte stream stands within its current frame.
 #[derive(Debug)]
 struct Outbound {
+    /// The current frame's header, complete once `header_len` is 9.
     header: [u8; HEADER_LEN],
+    /// Header bytes seen so far.
     header_len: usize,
+    /// Payload bytes of the current frame still to come.
     payload_left: usize,
     /// A GOAWAY being held back whole, to be rewritten with debug data.
     held: Option<Vec<u8>>,
@@ -218,5 +226,74 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::PingPolicy;
+    use tokio::io::AsyncWriteExt;
+
+    fn ping(flags: u8) -> Vec<u8> {
+        let header = FrameHeader {
+            length: 8,
+            kind: kind::PING,
+            flags,
+            stream_id: 0,
+        };
+        let mut frame = header.encode().to_vec();
+        frame.extend([9; 8]);
+        frame
+    }
+
+    #[tokio::test]
+    async fn goaway_frames_get_the_debug_data_asked_for() {
+        let conn = ConnState::new(PingPolicy::default());
+        let mut tap = Tap::new(Vec::new(), conn.clone());
+        tap.write_all(&ping(flag::ACK)).await.unwrap();
+        conn.set_goaway_debug(b"max_age");
+        // One byte at a time: h2 may split a frame anywhere.
+        for byte in frame::goaway(7, error_code::NO_ERROR, b"") {
+            tap.write_all(&[byte]).await.unwrap();
+        }
+        tap.flush().await.unwrap();
+        let mut want = ping(flag::ACK);
+        want.extend(frame::goaway(7, error_code::NO_ERROR, b"max_age"));
+        assert_eq!(tap.io, want);
+    }
+
+    #[tokio::test]
+    async fn a_flood_gets_its_goaway_right_after_the_ping_ack() {
+        let conn = ConnState::new(PingPolicy::default());
+        let mut tap = Tap::new(Vec::new(), conn.clone());
+        let mut client = crate::wire::frame::CLIENT_PREFACE.to_vec();
+        let headers = FrameHeader {
+            length: 0,
+            kind: kind::HEADERS,
+            flags: 0x4,
+            stream_id: 3,
+        };
+        client.extend(headers.encode());
+        for _ in 0..4 {
+            client.extend(ping(0));
+        }
+        observe_inbound(&mut tap.inbound, &conn, &client);
+        assert!(
+            conn.tap().goaway_after_ack,
+            "four pings at once are a flood"
+        );
+        tap.write_all(&ping(flag::ACK)).await.unwrap();
+        tap.flush().await.unwrap();
+        let mut want = ping(flag::ACK);
+        want.extend(frame::goaway(
+            3,
+            error_code::ENHANCE_YOUR_CALM,
+            TOO_MANY_PINGS,
+        ));
+        assert_eq!(tap.io, want);
+        tokio::time::timeout(std::time::Duration::from_secs(5), conn.close_requested())
+            .await
+            .expect("the close is asked for once the GOAWAY is flushed");
     }
 }

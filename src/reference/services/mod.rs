@@ -23,6 +23,7 @@ use crate::proto::{
     CONTRACT_DESCRIPTOR_SET,
 };
 use control::Control;
+use futures::FutureExt;
 use script::Pacer;
 use tonic::{server::NamedService, service::Routes, Request, Status};
 use tonic_health::ServingStatus;
@@ -116,9 +117,13 @@ fn health(
     let (reporter, server) = tonic_health::server::health_reporter();
     for name in services {
         // The reporter's lock is async but fresh and uncontended here, so the
-        // future completes on its first poll; block_on keeps routes() sync
-        // without needing (or blocking) a tokio runtime.
-        futures::executor::block_on(reporter.set_service_status(name, ServingStatus::Serving));
+        // future completes on its first poll, which keeps routes() sync.
+        // `unconstrained`: tokio's coop budget of the calling task must not
+        // turn that first poll into Pending.
+        let serving = reporter.set_service_status(name, ServingStatus::Serving);
+        tokio::task::unconstrained(serving)
+            .now_or_never()
+            .expect("a fresh health reporter is never locked");
     }
     server
 }

@@ -9,8 +9,9 @@
 //! - `fail-after: 0` ends the call with the fail status at the handler's
 //!   start, after `delay-ms`, before any request is read. `fail-after: N` (N >
 //!   0) ends it right after the N-th response, without reading or sending
-//!   more; a call that ends with fewer responses ends as it would have. A unary or client-streaming reply is the call's last message, so
-//!   for those N > 0 changes nothing.
+//!   more; a call that ends with fewer responses ends as it would have. A
+//!   unary or client-streaming reply is the call's last message, so for those
+//!   N > 0 changes nothing (tonic cannot send a status after a unary reply).
 //! - `close-after-requests: N` stops reading after N requests and finishes
 //!   OK; that is not a half-close.
 //!
