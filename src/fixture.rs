@@ -172,7 +172,13 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
                 format!("no method {} in the descriptors", call.method),
             )
         })?;
-        for name in call.metadata.keys() {
+        for (name, value) in &call.metadata {
+            if http::HeaderValue::from_str(value).is_err() {
+                return Err(invalid(
+                    at(&format!(".metadata.{name}")),
+                    "header values must be visible ASCII: percent-encode other text".into(),
+                ));
+            }
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || name.to_lowercase() != *name
             {

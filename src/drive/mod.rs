@@ -215,9 +215,7 @@ pub async fn run_conversation(
                 let outcome = run
                     .run(conn, connector, &mut observer_conn, &mut events)
                     .await;
-                if let Err(Stop::TimedOut(what)) = outcome {
-                    events.push(Event::TimedOut { waiting_for: what });
-                }
+                record_end(outcome, &mut events);
                 events
             }
         });
@@ -228,14 +226,28 @@ pub async fn run_conversation(
     }
     let mut observer_conn = None;
     for run in &runs {
-        if let Err(Stop::TimedOut(what)) =
-            run.run(&conn, connector, &mut observer_conn, &mut ev).await
-        {
-            ev.push(Event::TimedOut { waiting_for: what });
+        let outcome = run.run(&conn, connector, &mut observer_conn, &mut ev).await;
+        if record_end(outcome, &mut ev) {
             break;
         }
     }
     Ok(ev)
+}
+
+/// Records how a call's run ended; whether it timed out (which ends the
+/// conversation: its time is spent).
+fn record_end(outcome: Result<(), Stop>, ev: &mut Vec<Event>) -> bool {
+    match outcome {
+        Ok(()) => false,
+        Err(Stop::Failed(what)) => {
+            ev.push(Event::Failure { what });
+            false
+        }
+        Err(Stop::TimedOut(waiting_for)) => {
+            ev.push(Event::TimedOut { waiting_for });
+            true
+        }
+    }
 }
 
 /// One call of a conversation being run.
