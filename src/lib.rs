@@ -6,6 +6,16 @@
 //! server of the contract is [`reference`].
 
 pub mod cli;
+pub mod descriptors;
+pub mod drive;
+pub mod fixture;
+pub mod message;
+pub mod model;
+pub mod plan;
 pub mod proto;
 pub mod reference;
+pub mod report;
+pub mod run;
+pub mod snapshot;
+pub mod transcript;
 pub mod wire;

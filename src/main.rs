@@ -1,3 +1,6 @@
+//! `grpc-conform`: parses the command line, runs the library, maps the
+//! outcome to the exit codes documented in `cli`.
+
 use clap::Parser;
 use grpc_conform::cli::{serve, Cli, Command};
 use std::process::ExitCode;
@@ -12,15 +15,25 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        match &cli.command {
-            Some(Command::Serve(args)) => match serve::execute(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("grpc-conform serve: {e}");
-                    ExitCode::from(2)
-                }
-            },
-            None => ExitCode::SUCCESS,
+        let result = match cli.command {
+            Some(Command::Serve(args)) => {
+                return match serve::execute(&args).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("grpc-conform serve: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
+            Some(Command::Snapshots(args)) => grpc_conform::cli::snapshots::execute(args).await,
+            None => grpc_conform::cli::run::execute(cli.run).await,
+        };
+        match result {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("grpc-conform: {e}");
+                ExitCode::from(e.exit_code())
+            }
         }
     })
 }

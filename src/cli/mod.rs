@@ -1,17 +1,31 @@
 //! The command line: `grpc-conform [--target host:port] ...` runs the suite,
-//! `grpc-conform serve` runs the reference server.
+//! `grpc-conform snapshots ...` manages snapshots, `grpc-conform serve` runs
+//! the reference server.
+//!
+//! Exit codes: 0 all fixtures passed, 1 a fixture failed (or a known-failing
+//! entry is stale), 2 usage or fixture error, 3 target unreachable.
 
+pub mod run;
 pub mod serve;
+pub mod snapshots;
 
 use clap::{Parser, Subcommand};
 
 /// Cross-language gRPC conformance and interop test kit.
 #[derive(Debug, Parser)]
-#[command(name = "grpc-conform", version, about)]
+#[command(
+    name = "grpc-conform",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do; with none, run the conformance suite.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Options of the conformance run (when no subcommand is given).
+    #[command(flatten)]
+    pub run: run::RunArgs,
 }
 
 /// The subcommands.
@@ -19,4 +33,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the reference server of the contract until SIGINT or SIGTERM.
     Serve(serve::ServeArgs),
+    /// Review, accept or reject a target's snapshots; regenerate the golden ones.
+    Snapshots(snapshots::SnapshotsArgs),
 }

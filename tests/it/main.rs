@@ -1,5 +1,8 @@
 //! The one integration-test binary: a module per area.
 
+mod cli;
+mod faulty;
+mod runner;
 mod services;
 mod support;
 mod transport;

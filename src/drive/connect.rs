@@ -1,0 +1,209 @@
+//! Reaching the target: TCP, or TLS with ALPN `h2`, then the HTTP/2
+//! handshake on the `h2` crate. One conversation gets one connection, so a
+//! GOAWAY or a broken connection shows in that conversation only.
+//!
+//! Issue 4's frame recorder wraps the byte stream in [`Connector::connect`]
+//! before the handshake; nothing above this module sees the socket.
+
+use super::DriveError;
+use bytes::Bytes;
+use std::{path::PathBuf, sync::Arc, time::Duration};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    task::JoinHandle,
+};
+use tokio_rustls::{
+    rustls::{self, pki_types::ServerName},
+    TlsConnector,
+};
+
+/// Where and how to reach the target.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `host:port` as given.
+    pub address: String,
+    /// TLS settings; `None` for plain TCP (h2c with prior knowledge).
+    pub tls: Option<TlsOptions>,
+}
+
+/// TLS settings of a target.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// PEM file with the CA certificates to trust; the system roots when absent.
+    pub ca_cert: Option<PathBuf>,
+    /// Name to verify the certificate against (SNI); the target's host when absent.
+    pub server_name: Option<String>,
+}
+
+/// Opens connections to one target; cheap to share between conversations.
+#[derive(Clone)]
+pub struct Connector {
+    target: Target,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+/// An HTTP/2 connection to the target.
+pub struct Conn {
+    /// Opens streams.
+    pub sender: h2::client::SendRequest<Bytes>,
+    /// `http` or `https`, for `:scheme`.
+    pub scheme: &'static str,
+    /// The `:authority` to send.
+    pub authority: String,
+    /// Drives the connection; aborted when the `Conn` is dropped.
+    task: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Connector {
+    /// Prepares TLS (reading the CA file) once for the whole run.
+    pub fn new(target: Target) -> Result<Connector, DriveError> {
+        let tls = match &target.tls {
+            None => None,
+            Some(options) => Some(tls_connector(&target.address, options)?),
+        };
+        Ok(Connector { target, tls })
+    }
+
+    /// The target's `host:port`.
+    pub fn address(&self) -> &str {
+        &self.target.address
+    }
+
+    /// Whether a TCP connection can be opened within `within`; this is the
+    /// "unreachable" check made once before a run.
+    pub async fn probe(&self, within: Duration) -> Result<(), DriveError> {
+        match tokio::time::timeout(within, TcpStream::connect(&self.target.address)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(DriveError::Unreachable {
+                target: self.target.address.clone(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(DriveError::Unreachable {
+                target: self.target.address.clone(),
+                reason: format!("no TCP connection within {within:?}"),
+            }),
+        }
+    }
+
+    /// Opens a connection and performs the TLS and HTTP/2 handshakes. The
+    /// caller bounds the time.
+    pub async fn connect(&self) -> Result<Conn, DriveError> {
+        let tcp = TcpStream::connect(&self.target.address)
+            .await
+            .map_err(|e| DriveError::Unreachable {
+                target: self.target.address.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => self.handshake(tcp, "http").await,
+            Some((connector, name)) => {
+                let tls = connector.connect(name.clone(), tcp).await.map_err(|e| {
+                    DriveError::Tls(format!("handshake with {}: {e}", self.target.address))
+                })?;
+                let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+                if alpn.as_deref() != Some(b"h2") {
+                    return Err(DriveError::Tls(format!(
+                        "{} did not negotiate ALPN h2 (got {:?})",
+                        self.target.address,
+                        alpn.map(|p| String::from_utf8_lossy(&p).into_owned())
+                    )));
+                }
+                self.handshake(tls, "https").await
+            }
+        }
+    }
+
+    /// The HTTP/2 client handshake on `io`.
+    async fn handshake<T>(&self, io: T, scheme: &'static str) -> Result<Conn, DriveError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = h2::client::Builder::new()
+            .initial_window_size(4 * 1024 * 1024)
+            .max_frame_size(16 * 1024)
+            .handshake::<_, Bytes>(io)
+            .await
+            .map_err(|e| DriveError::Handshake(super::describe_h2(&e)))?;
+        // Errors of the connection reach every stream; nothing to do with it here.
+        let task = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Conn {
+            sender,
+            scheme,
+            authority: self.target.address.clone(),
+            task,
+        })
+    }
+}
+
+/// A rustls connector with ALPN h2 and the server name to verify.
+fn tls_connector(
+    address: &str,
+    options: &TlsOptions,
+) -> Result<(TlsConnector, ServerName<'static>), DriveError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match &options.ca_cert {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    DriveError::Tls(format!("cannot read --ca-cert {}: {e}", path.display()))
+                })?;
+            if certs.is_empty() {
+                return Err(DriveError::Tls(format!(
+                    "no certificate in --ca-cert {}",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| {
+                    DriveError::Tls(format!("bad certificate in {}: {e}", path.display()))
+                })?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DriveError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let host = match &options.server_name {
+        Some(name) => name.clone(),
+        None => host_of(address).to_string(),
+    };
+    let name = ServerName::try_from(host.clone())
+        .map_err(|e| DriveError::Tls(format!("bad server name `{host}`: {e}")))?;
+    Ok((TlsConnector::from(Arc::new(config)), name))
+}
+
+/// The host part of `host:port` (brackets of an IPv6 literal removed).
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_of_strips_port_and_brackets() {
+        assert_eq!(super::host_of("example.com:443"), "example.com");
+        assert_eq!(super::host_of("[::1]:50051"), "::1");
+    }
+}

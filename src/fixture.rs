@@ -1,0 +1,313 @@
+//! Loading fixtures: from a directory or the corpus embedded in the binary,
+//! named by path, parsed with errors that name file, line and field, then
+//! checked against the descriptors so a typo fails before anything is sent.
+
+use crate::{
+    descriptors::Descriptors,
+    message,
+    model::{Fixture, Step, STATUS_NAMES},
+};
+use std::path::{Path, PathBuf};
+
+/// The corpus and golden snapshots compiled into the binary (see build.rs).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/corpus.rs"));
+}
+
+/// The embedded golden snapshots as `(name, file text)`.
+pub fn embedded_snapshots() -> &'static [(&'static str, &'static str)] {
+    embedded::SNAPSHOTS
+}
+
+/// A fixture with its name and where it came from.
+#[derive(Clone, Debug)]
+pub struct NamedFixture {
+    /// Hierarchical name from the path, `/`-separated, without `.json`.
+    pub name: String,
+    /// The file it was read from (`fixtures/<name>.json` for the embedded corpus).
+    pub source: String,
+    /// The parsed content.
+    pub fixture: Fixture,
+}
+
+/// A fixture that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The JSON is malformed or does not fit the format.
+    #[error("{file}:{line}:{column}: at `{field}`: {message}")]
+    Parse {
+        /// The fixture file.
+        file: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Path of the field, e.g. `calls[0].steps[2].send.message`.
+        field: String,
+        /// What serde said.
+        message: String,
+    },
+    /// The JSON fits the format but not the descriptors or the step rules.
+    #[error("{file}: at `{field}`: {message}")]
+    Invalid {
+        /// The fixture file.
+        file: String,
+        /// Path of the field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Parses one fixture's text; `file` is only used in errors.
+pub fn parse(file: &str, text: &str) -> Result<Fixture, FixtureError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let fixture: Fixture = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        FixtureError::Parse {
+            file: file.to_string(),
+            line: inner.line(),
+            column: inner.column(),
+            field,
+            message: inner.to_string(),
+        }
+    })?;
+    Ok(fixture)
+}
+
+/// The embedded corpus, parsed (not yet validated).
+pub fn load_embedded() -> Result<Vec<NamedFixture>, FixtureError> {
+    embedded::FIXTURES
+        .iter()
+        .map(|(name, text)| {
+            let source = format!("fixtures/{name}.json");
+            Ok(NamedFixture {
+                name: name.to_string(),
+                fixture: parse(&source, text)?,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Every `*.json` under `dir`, named by its path relative to `dir`, sorted.
+pub fn load_dir(dir: &Path) -> Result<Vec<NamedFixture>, FixtureError> {
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| FixtureError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let rel = file.strip_prefix(dir).unwrap_or(&file).with_extension("");
+        let name = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        let source = file.display().to_string();
+        out.push(NamedFixture {
+            name,
+            fixture: parse(&source, &text)?,
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// Collects `*.json` files under `dir` recursively.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), FixtureError> {
+    let io = |source| FixtureError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Checks what serde cannot: methods exist, messages fit their types, status
+/// names are known, and steps come in an order the driver can follow.
+pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), FixtureError> {
+    let invalid = |field: String, message: String| FixtureError::Invalid {
+        file: named.source.clone(),
+        field,
+        message,
+    };
+    let f = &named.fixture;
+    if f.calls.is_empty() {
+        return Err(invalid(
+            "calls".into(),
+            "a conversation needs at least one call".into(),
+        ));
+    }
+    if f.rule.trim().is_empty() {
+        return Err(invalid(
+            "rule".into(),
+            "cite the spec rule the fixture checks".into(),
+        ));
+    }
+    for (c, call) in f.calls.iter().enumerate() {
+        let at = |rest: &str| format!("calls[{c}]{rest}");
+        let method = descriptors.method(&call.method).ok_or_else(|| {
+            invalid(
+                at(".method"),
+                format!("no method {} in the descriptors", call.method),
+            )
+        })?;
+        for (name, value) in &call.metadata {
+            if http::HeaderValue::from_str(value).is_err() {
+                return Err(invalid(
+                    at(&format!(".metadata.{name}")),
+                    "header values must be visible ASCII: percent-encode other text".into(),
+                ));
+            }
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || name.to_lowercase() != *name
+            {
+                return Err(invalid(
+                    at(".metadata"),
+                    format!("`{name}` is not a lower-case header name"),
+                ));
+            }
+        }
+        // Where the script stands, so impossible orders are caught here.
+        let (mut closed, mut ended, mut cancelled) = (false, false, false);
+        for (s, step) in call.steps.iter().enumerate() {
+            let at = |rest: &str| format!("calls[{c}].steps[{s}]{rest}");
+            let sends = matches!(step, Step::Send(_) | Step::SendMany(_) | Step::HalfClose);
+            let reads = matches!(
+                step,
+                Step::ReceiveHeaders
+                    | Step::Receive(_)
+                    | Step::ReceiveAll
+                    | Step::ExpectHeaders(_)
+                    | Step::ExpectTrailers(_)
+                    | Step::ExpectStatus(_)
+            );
+            if cancelled && (sends || reads || matches!(step, Step::Cancel)) {
+                return Err(invalid(
+                    at(""),
+                    "only pause and observe may follow cancel".into(),
+                ));
+            }
+            if closed && sends {
+                return Err(invalid(
+                    at(""),
+                    "the request stream is already half-closed".into(),
+                ));
+            }
+            if ended && matches!(step, Step::Receive(_) | Step::ReceiveAll) {
+                return Err(invalid(
+                    at(""),
+                    "the response stream was already read to its end".into(),
+                ));
+            }
+            match step {
+                Step::Send(send) => {
+                    message::from_json(&method.input(), &send.message)
+                        .map_err(|e| invalid(at(".send.message"), e))?;
+                }
+                Step::SendMany(many) => {
+                    let sample = message::expand_template(&many.template, 1);
+                    message::from_json(&method.input(), &sample)
+                        .map_err(|e| invalid(at(".send_many.template"), e))?;
+                }
+                Step::Receive(receive) => {
+                    if let Some(expected) = &receive.message {
+                        message::from_json(&method.output(), expected)
+                            .map_err(|e| invalid(at(".receive.message"), e))?;
+                    }
+                }
+                Step::ExpectStatus(status) if !STATUS_NAMES.contains(&status.code.as_str()) => {
+                    return Err(invalid(
+                        at(".expect_status.code"),
+                        format!("unknown status code `{}`", status.code),
+                    ));
+                }
+                _ => {}
+            }
+            closed |= matches!(step, Step::HalfClose);
+            ended |= matches!(
+                step,
+                Step::ReceiveAll | Step::ExpectTrailers(_) | Step::ExpectStatus(_)
+            );
+            cancelled |= matches!(step, Step::Cancel);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_line_and_field() {
+        let text = "{\n  \"description\": \"x\",\n  \"rule\": \"r\",\n  \"level\": \"MUST\",\n  \"calls\": [{\"method\": \"/Greeter/SayHello\", \"steps\": [\n    {\"sned\": {}}\n  ]}]\n}";
+        let err = parse("f.json", text).unwrap_err().to_string();
+        assert!(err.starts_with("f.json:6:"), "{err}");
+        assert!(err.contains("calls[0].steps[0]"), "{err}");
+        assert!(err.contains("sned"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_bad_message_field() {
+        let text = r#"{"description": "x", "rule": "r", "level": "SHOULD", "calls": [
+            {"method": "/Greeter/SayHello", "steps": [{"send": {"message": {"nmae": "a"}}}]}]}"#;
+        let named = NamedFixture {
+            name: "x".into(),
+            source: "x.json".into(),
+            fixture: parse("x.json", text).unwrap(),
+        };
+        let err = validate(&named, &Descriptors::contract().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("calls[0].steps[0].send.message"), "{err}");
+        assert!(err.contains("nmae"), "{err}");
+    }
+
+    #[test]
+    fn unknown_method_and_bad_order_are_rejected() {
+        let d = Descriptors::contract().unwrap();
+        let mk = |calls: &str| NamedFixture {
+            name: "x".into(),
+            source: "x.json".into(),
+            fixture: parse(
+                "x.json",
+                &format!(
+                    r#"{{"description": "x", "rule": "r", "level": "MUST", "calls": {calls}}}"#
+                ),
+            )
+            .unwrap(),
+        };
+        let err = validate(&mk(r#"[{"method": "/Greeter/Nope", "steps": []}]"#), &d)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("calls[0].method"), "{err}");
+        let err = validate(
+            &mk(r#"[{"method": "/Greeter/ClientStream", "steps": ["cancel", "half_close"]}]"#),
+            &d,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("calls[0].steps[1]"), "{err}");
+    }
+}
