@@ -36,3 +36,16 @@ pub enum Command {
     /// Review, accept or reject a target's snapshots; regenerate the golden ones.
     Snapshots(snapshots::SnapshotsArgs),
 }
+
+/// Runs what the command line asks: the exit code of a job that ran to its
+/// end, or the error that stopped it (which knows its own exit code).
+pub async fn execute(cli: Cli) -> Result<u8, run::CliError> {
+    match cli.command {
+        Some(Command::Serve(args)) => serve::execute(&args)
+            .await
+            .map(|()| 0)
+            .map_err(|e| run::CliError::Other(format!("serve: {e}"))),
+        Some(Command::Snapshots(args)) => snapshots::execute(args).await,
+        None => run::execute(cli.run).await,
+    }
+}
