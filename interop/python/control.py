@@ -229,7 +229,16 @@ class Call:
         """One streamed response after its pause; fail-after N ends the call
         right after the N-th."""
         await self.before_response()
-        await self.context.write(message)
+        try:
+            await self.context.write(message)
+        except asyncio.CancelledError:
+            # A client reset that lands while C-core completes the write
+            # cancels the handler inside it, after the message was handed to
+            # the stack (the client may even have its headers). It counts as
+            # sent, as the reference counts what it handed to its transport;
+            # without this the count raced with the reset.
+            self.state.response_sent()
+            raise
         self.state.response_sent()
         if self.fail_after and self.state.record.responses_sent == self.fail_after:
             raise Fail(self.fail_code, self.fail_message)
