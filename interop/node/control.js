@@ -18,6 +18,9 @@ class Fail extends Error {
 // The call was reset or ran out of time; the body stops at its next step.
 class Cancelled extends Error {}
 
+// How early grpc-js may end a call for its deadline, by our clock (see onCancelled).
+const DEADLINE_SLACK_MS = 5;
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Longest pause a header may ask for, as the reference bounds it.
@@ -112,7 +115,11 @@ class Call {
   onCancelled() {
     this.cancelled = true;
     const at = this.deadline instanceof Date ? this.deadline.getTime() : Number(this.deadline);
-    if (Number.isFinite(at) && Date.now() >= at) {
+    // grpc-js's deadline timer is a setTimeout from libuv's cached loop time,
+    // which can fire a millisecond or two before Date.now() reaches the
+    // deadline it computed: without this slack a deadline was now and then
+    // recorded as CANCELLED.
+    if (Number.isFinite(at) && Date.now() + DEADLINE_SLACK_MS >= at) {
       this.state.finish(Outcome.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED);
     } else {
       this.state.finish(Outcome.CANCELLED, grpc.status.CANCELLED);
