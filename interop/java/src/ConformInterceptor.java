@@ -28,7 +28,9 @@ final class ConformInterceptor implements ServerInterceptor {
   public <Q, R> ServerCall.Listener<Q> interceptCall(
       ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
     String echoInitial = headers.get(ECHO_INITIAL);
-    byte[] echoTrailing = headers.get(ECHO_TRAILING);
+    // Every value: grpc-java splits a comma-joined -bin header into several,
+    // and get() would echo only the last of them.
+    Iterable<byte[]> echoTrailing = headers.getAll(ECHO_TRAILING);
     ServerCall<Q, R> echoing =
         new SimpleForwardingServerCall<Q, R>(call) {
           private boolean headersSent;
@@ -50,7 +52,9 @@ final class ConformInterceptor implements ServerInterceptor {
               trailers.put(ECHO_INITIAL, echoInitial);
             }
             if (echoTrailing != null) {
-              trailers.put(ECHO_TRAILING, echoTrailing);
+              for (byte[] value : echoTrailing) {
+                trailers.put(ECHO_TRAILING, value);
+              }
             }
             super.close(status, trailers);
           }
