@@ -152,12 +152,13 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
         message,
     };
     let f = &named.fixture;
-    if f.calls.is_empty() {
+    if f.calls.is_empty() == f.raw.is_empty() {
         return Err(invalid(
             "calls".into(),
-            "a conversation needs at least one call".into(),
+            "a conversation needs at least one call, or a raw script instead".into(),
         ));
     }
+    crate::drive::raw::validate(&f.raw, descriptors).map_err(|(at, e)| invalid(at, e))?;
     if f.rule.trim().is_empty() {
         return Err(invalid(
             "rule".into(),
