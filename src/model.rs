@@ -445,8 +445,11 @@ pub enum RawStep {
 pub struct OpenStep {
     /// Stream id (odd, higher than any before).
     pub stream: u32,
-    /// `/Service/Method`.
+    /// `/Service/Method`: its types encode the stream's messages.
     pub method: String,
+    /// `:path` to send instead of `method` (an unknown method).
+    #[serde(default)]
+    pub path: Option<String>,
     /// Extra header fields, sent in this order after the standard ones.
     #[serde(default)]
     pub metadata: Vec<(String, String)>,

@@ -77,6 +77,12 @@ pub struct DriveOptions {
     /// `x-conform-*-ms` metadata) for slow machines; transcripts show the
     /// unscaled values.
     pub time_scale: f64,
+    /// Fixtures with `reference` needs run against a reference started with
+    /// them (true: the run is against the embedded reference) or are skipped
+    /// (false: an external target, not known to have those settings).
+    pub spawn_reference: bool,
+    /// Keep each conversation's frame log as text (`--trace`).
+    pub trace: bool,
 }
 
 impl Default for DriveOptions {
@@ -84,6 +90,8 @@ impl Default for DriveOptions {
         DriveOptions {
             extra_headers: Vec::new(),
             time_scale: 1.0,
+            spawn_reference: true,
+            trace: false,
         }
     }
 }

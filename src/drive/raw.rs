@@ -98,6 +98,21 @@ impl RawConn {
             io: Arc::new(Mutex::new(write)),
             log: log.clone(),
         };
+        // The preface goes first: the reader's answers must not overtake it.
+        let mut start = CLIENT_PREFACE.to_vec();
+        let mut settings = Vec::new();
+        for (id, value) in [(2u16, 0u32), (4, 0x7fff_ffff)] {
+            settings.extend(id.to_be_bytes());
+            settings.extend(value.to_be_bytes());
+        }
+        start.extend(frame(kind::SETTINGS, 0, 0, &settings));
+        start.extend(frame(
+            kind::WINDOW_UPDATE,
+            0,
+            0,
+            &(0x7fff_ffffu32 - 65_535).to_be_bytes(),
+        ));
+        writer.write(&start).await?;
         let (tx, incoming) = mpsc::unbounded_channel();
         let answer = writer.clone();
         let reader = tokio::spawn(async move {
@@ -127,20 +142,6 @@ impl RawConn {
                 }
             }
         });
-        let mut start = CLIENT_PREFACE.to_vec();
-        let mut settings = Vec::new();
-        for (id, value) in [(2u16, 0u32), (4, 0x7fff_ffff)] {
-            settings.extend(id.to_be_bytes());
-            settings.extend(value.to_be_bytes());
-        }
-        start.extend(frame(kind::SETTINGS, 0, 0, &settings));
-        start.extend(frame(
-            kind::WINDOW_UPDATE,
-            0,
-            0,
-            &(0x7fff_ffffu32 - 65_535).to_be_bytes(),
-        ));
-        writer.write(&start).await?;
         Ok(RawConn {
             writer,
             incoming,
@@ -291,7 +292,10 @@ impl Script<'_> {
         let mut fields: Vec<(String, String)> = vec![
             (":method".into(), "POST".into()),
             (":scheme".into(), self.scheme.into()),
-            (":path".into(), o.method.clone()),
+            (
+                ":path".into(),
+                o.path.clone().unwrap_or_else(|| o.method.clone()),
+            ),
             (":authority".into(), self.authority.clone()),
         ];
         let ct = o
@@ -340,7 +344,7 @@ impl Script<'_> {
                     what: format!(
                         "s{} HEADERS {}{}{}",
                         o.stream,
-                        o.method,
+                        o.path.as_ref().unwrap_or(&o.method),
                         shown.iter().map(|s| format!(" {s}")).collect::<String>(),
                         if o.end_stream { " END_STREAM" } else { "" }
                     ),
@@ -497,7 +501,8 @@ impl Script<'_> {
                         ev.push(Event::WireNote {
                             what: format!("connection closed before s{stream} ended"),
                         });
-                        self.report_goaway(ev);
+                        // A closed connection says all it will: every GOAWAY is in.
+                        while self.report_goaway(ev) {}
                     } else {
                         return Err(Stop::TimedOut(format!("the end of s{stream}")));
                     }
@@ -522,6 +527,7 @@ impl Script<'_> {
                 let o = crate::model::OpenStep {
                     stream: 0,
                     method: r.method.clone(),
+                    path: None,
                     metadata: Vec::new(),
                     content_type: None,
                     timeout: None,
@@ -764,7 +770,7 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
                 error_code(&r.code).map_err(|e| stop(".reset.code", e))?;
             }
             RawStep::Ping(p) => {
-                drop(ping_payload(&p.payload).map_err(|e| stop(".ping.payload", e))?)
+                ping_payload(&p.payload).map_err(|e| stop(".ping.payload", e))?;
             }
             RawStep::ServerSettings(names) => {
                 if let Some(n) = names
