@@ -1,0 +1,162 @@
+//! The wire level: the recorder carries bytes untouched and logs every
+//! frame, the raw and recorded fixtures pass against the reference, and
+//! servers that break a wire rule fail the fixture written to catch them.
+
+mod faulty;
+mod recorder;
+
+use crate::support;
+use grpc_conform::{
+    descriptors::Descriptors,
+    drive::{Connector, DriveOptions, Target},
+    fixture::{self, NamedFixture},
+    run::{self, RunConfig, RunReport, Verdict},
+    snapshot::Store,
+};
+use std::{collections::BTreeSet, net::SocketAddr};
+
+/// A plain-TCP connector to `addr`.
+pub fn connector(addr: SocketAddr) -> Connector {
+    Connector::new(Target {
+        address: addr.to_string(),
+        tls: None,
+    })
+    .expect("plain TCP connector")
+}
+
+/// The embedded fixtures named in `names`; a name ending in `/` selects
+/// every fixture under it.
+pub fn corpus(names: &[&str]) -> Vec<NamedFixture> {
+    fixture::load_embedded()
+        .expect("embedded corpus parses")
+        .into_iter()
+        .filter(|f| {
+            names
+                .iter()
+                .any(|n| f.name == *n || (n.ends_with('/') && f.name.starts_with(n)))
+        })
+        .collect()
+}
+
+/// Runs `fixtures` against `addr` with the golden snapshots.
+pub async fn run_against(addr: SocketAddr, fixtures: Vec<NamedFixture>) -> RunReport {
+    let config = RunConfig {
+        connector: connector(addr),
+        descriptors: Descriptors::contract().unwrap(),
+        fixtures,
+        // A margin for a machine loaded by the tests beside this one;
+        // transcripts do not depend on the scale.
+        drive: DriveOptions {
+            time_scale: 2.0,
+            ..DriveOptions::default()
+        },
+        store: Store::new(None, false),
+        known_failing: Default::default(),
+        jobs: 8,
+    };
+    run::run(config, "test", |_, _, _| {}).await
+}
+
+/// Names of the fixtures of `report` that did not pass, with their diffs
+/// for the failure message.
+pub fn failing(report: &RunReport) -> (BTreeSet<String>, String) {
+    let mut names = BTreeSet::new();
+    let mut text = String::new();
+    for r in report.results.iter().filter(|r| r.verdict != Verdict::Pass) {
+        names.insert(r.name.clone());
+        text.push_str(&format!(
+            "{} {:?} {:?}\n{}\n{}\n",
+            r.name,
+            r.verdict,
+            r.error,
+            r.diff.as_deref().unwrap_or(""),
+            r.transcript.as_deref().unwrap_or("")
+        ));
+    }
+    (names, text)
+}
+
+#[tokio::test]
+async fn wire_and_keepalive_fixtures_pass_against_the_reference() {
+    let server = support::start_reference().await;
+    let fixtures = corpus(&["wire/", "keepalive/"]);
+    assert!(
+        fixtures.len() >= 30,
+        "only {} wire fixtures",
+        fixtures.len()
+    );
+    let descriptors = Descriptors::contract().unwrap();
+    for f in &fixtures {
+        fixture::validate(f, &descriptors).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let report = run_against(server.local_addr(), fixtures).await;
+    let (names, text) = failing(&report);
+    assert!(names.is_empty(), "{text}");
+}
+
+#[tokio::test]
+async fn fixtures_with_reference_needs_are_skipped_against_an_external_target() {
+    let server = support::start_reference().await;
+    let fixtures = corpus(&["keepalive/goaway/max-idle", "keepalive/ping/echo"]);
+    assert_eq!(fixtures.len(), 2);
+    let config = RunConfig {
+        connector: connector(server.local_addr()),
+        descriptors: Descriptors::contract().unwrap(),
+        fixtures,
+        drive: DriveOptions {
+            spawn_reference: false,
+            ..DriveOptions::default()
+        },
+        store: Store::new(None, false),
+        known_failing: Default::default(),
+        jobs: 2,
+    };
+    let report = run::run(config, "external", |_, _, _| {}).await;
+    let verdict = |name: &str| {
+        report
+            .results
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.verdict)
+    };
+    assert_eq!(verdict("keepalive/goaway/max-idle"), Some(Verdict::Skipped));
+    assert_eq!(verdict("keepalive/ping/echo"), Some(Verdict::Pass));
+    assert!(report.passed(), "a skip does not fail the run");
+}
+
+#[tokio::test]
+async fn trace_shows_decoded_frames_both_ways() {
+    let server = support::start_reference().await;
+    let config = RunConfig {
+        connector: connector(server.local_addr()),
+        descriptors: Descriptors::contract().unwrap(),
+        fixtures: corpus(&[
+            "wire/compression/gzip-flag-one",
+            "wire/recorded/server-stream-shape",
+        ]),
+        drive: DriveOptions {
+            trace: true,
+            ..DriveOptions::default()
+        },
+        store: Store::new(None, false),
+        known_failing: Default::default(),
+        jobs: 2,
+    };
+    let report = run::run(config, "trace", |_, _, _| {}).await;
+    for r in &report.results {
+        let trace = r.trace.as_deref().expect("trace kept");
+        assert!(trace.contains("→ HEADERS s1"), "{trace}");
+        assert!(trace.contains("← HEADERS s1 END_STREAM"), "{trace}");
+        assert!(
+            trace.contains("← SETTINGS MAX_CONCURRENT_STREAMS=200"),
+            "{trace}"
+        );
+    }
+    let raw = &report.results[0];
+    let trace = raw.trace.as_deref().unwrap();
+    assert!(trace.contains("grpc-encoding=gzip"), "{trace}");
+    assert!(trace.contains("messages [flag 1 len"), "{trace}");
+    let recorded = report.results[1].trace.as_deref().unwrap();
+    // One request and three responses, whatever DATA frames carried them.
+    assert_eq!(recorded.matches("[flag 0 len").count(), 4, "{recorded}");
+}
