@@ -566,6 +566,10 @@ pub struct AwaitStep {
 pub struct AwaitGoawayStep {
     /// How long to wait (scaled).
     pub within_ms: u64,
+    /// Show only the error code: the last stream id and debug data are the
+    /// implementation's own (e.g. how many rapid resets it tolerates).
+    #[serde(default)]
+    pub code_only: bool,
 }
 
 /// Arguments of [`RawStep::ResetMany`].

@@ -3,8 +3,17 @@
 //! chosen payloads, malformed messages and headers, rapid resets). Header
 //! blocks are encoded with `loona-hpack`; a reader task decodes the server's
 //! frames into the connection's [`FrameLog`] and answers SETTINGS and PING.
-//! It grants the server the largest windows at once and never sends more
-//! than the server's initial window, so it needs no flow control of its own.
+//! It grants the server the largest windows at once; it keeps no send
+//! window of its own, because fixtures send messages far below any initial
+//! window (a script sending more than 64 KiB on a stream could stall).
+//!
+//! - `conn`: the connection, its writer and reader task.
+//! - `check`: validation of a raw script before anything is sent.
+
+mod check;
+mod conn;
+
+pub use check::{error_code, ping_payload, validate};
 
 use super::{facts, DriveError, DriveOptions, Stop};
 use crate::{
@@ -12,193 +21,15 @@ use crate::{
     message,
     model::{Event, RawStep},
     wire::{
-        frame::{flag, kind, FrameHeader, CLIENT_PREFACE},
-        log::{error_name, setting_name, Body, Dir, Frame, END_HEADERS},
+        frame::{flag, kind},
+        log::{setting_name, Body, Frame},
         recorder::FrameLog,
     },
 };
+use conn::{frame, RawConn, MAX_FRAME};
 use prost_reflect::MethodDescriptor;
-use std::{collections::HashMap, sync::Arc, time::Duration};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt, WriteHalf},
-    sync::{mpsc, Mutex},
-    task::JoinHandle,
-    time::{sleep, timeout_at, Instant},
-};
-
-/// Largest frame payload we send (the minimum every peer accepts).
-const MAX_FRAME: usize = 16_384;
-
-/// Writes frames, logging each as sent.
-#[derive(Clone)]
-struct Writer {
-    /// The write half.
-    io: Arc<Mutex<WriteHalf<Box<dyn super::connect::Io>>>>,
-    /// Where sent frames are logged.
-    log: FrameLog,
-}
-
-impl Writer {
-    /// Writes `bytes` (whole frames) at once.
-    async fn write(&self, bytes: &[u8]) -> Result<(), Stop> {
-        self.log.feed(Dir::Out, bytes);
-        let mut io = self.io.lock().await;
-        io.write_all(bytes)
-            .await
-            .map_err(|_| Stop::Failed("connection lost while sending".into()))?;
-        io.flush()
-            .await
-            .map_err(|_| Stop::Failed("connection lost while sending".into()))
-    }
-}
-
-/// One frame's bytes.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let header = FrameHeader {
-        length: payload.len() as u32,
-        kind,
-        flags,
-        stream_id: stream,
-    };
-    let mut out = header.encode().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
-/// The raw connection and what the script has read of it.
-struct RawConn {
-    /// Sends frames.
-    writer: Writer,
-    /// Server frames as the reader task decodes them.
-    incoming: mpsc::UnboundedReceiver<Frame>,
-    /// HPACK state of our header blocks.
-    encoder: loona_hpack::Encoder<'static>,
-    /// Every server frame taken from `incoming`, in order.
-    seen: Vec<Frame>,
-    /// GOAWAYs already put in the transcript.
-    goaways_reported: usize,
-    /// The reader task hit EOF or an error.
-    closed: bool,
-    /// Reads the socket; aborted on drop.
-    reader: JoinHandle<()>,
-}
-
-impl Drop for RawConn {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
-}
-
-impl RawConn {
-    /// Opens the connection: preface, SETTINGS with the largest stream window
-    /// and no push, and the largest connection window.
-    async fn open(io: Box<dyn super::connect::Io>, log: FrameLog) -> Result<RawConn, Stop> {
-        let (mut read, write) = tokio::io::split(io);
-        let writer = Writer {
-            io: Arc::new(Mutex::new(write)),
-            log: log.clone(),
-        };
-        // The preface goes first: the reader's answers must not overtake it.
-        let mut start = CLIENT_PREFACE.to_vec();
-        let mut settings = Vec::new();
-        for (id, value) in [(2u16, 0u32), (4, 0x7fff_ffff)] {
-            settings.extend(id.to_be_bytes());
-            settings.extend(value.to_be_bytes());
-        }
-        start.extend(frame(kind::SETTINGS, 0, 0, &settings));
-        start.extend(frame(
-            kind::WINDOW_UPDATE,
-            0,
-            0,
-            &(0x7fff_ffffu32 - 65_535).to_be_bytes(),
-        ));
-        writer.write(&start).await?;
-        let (tx, incoming) = mpsc::unbounded_channel();
-        let answer = writer.clone();
-        let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Ok(n) = read.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                for f in log.feed(Dir::In, &buf[..n]) {
-                    // A peer waits for these; answering is not the script's business.
-                    let reply = match &f.body {
-                        Body::Settings { ack: false, .. } => {
-                            Some(frame(kind::SETTINGS, flag::ACK, 0, &[]))
-                        }
-                        Body::Ping {
-                            ack: false,
-                            payload,
-                        } => Some(frame(kind::PING, flag::ACK, 0, payload)),
-                        _ => None,
-                    };
-                    if let Some(reply) = reply {
-                        let _ = answer.write(&reply).await;
-                    }
-                    if tx.send(f).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(RawConn {
-            writer,
-            incoming,
-            encoder: loona_hpack::Encoder::new(),
-            seen: Vec::new(),
-            goaways_reported: 0,
-            closed: false,
-            reader,
-        })
-    }
-
-    /// Takes server frames until `done` holds, the connection closes, or `until`.
-    /// Whether `done` held.
-    async fn pump(&mut self, until: Instant, done: impl Fn(&[Frame]) -> bool) -> bool {
-        loop {
-            if done(&self.seen) {
-                return true;
-            }
-            if self.closed {
-                return false;
-            }
-            match timeout_at(until, self.incoming.recv()).await {
-                Ok(Some(f)) => self.seen.push(f),
-                Ok(None) => self.closed = true,
-                Err(_) => return false,
-            }
-        }
-    }
-
-    /// Sends a header block as HEADERS plus CONTINUATIONs.
-    async fn headers(
-        &mut self,
-        stream: u32,
-        fields: &[(String, String)],
-        end: bool,
-    ) -> Result<Vec<u8>, Stop> {
-        let block = self
-            .encoder
-            .encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
-        let chunks: Vec<&[u8]> = block.chunks(MAX_FRAME).collect();
-        let mut out = Vec::new();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let last = if i + 1 == chunks.len() {
-                END_HEADERS
-            } else {
-                0
-            };
-            if i == 0 {
-                let es = if end { flag::END_STREAM } else { 0 };
-                out.extend(frame(kind::HEADERS, es | last, stream, chunk));
-            } else {
-                out.extend(frame(kind::CONTINUATION, last, stream, chunk));
-            }
-        }
-        Ok(out)
-    }
-}
+use std::{collections::HashMap, time::Duration};
+use tokio::time::{sleep, timeout_at, Instant};
 
 /// Runs a raw conversation (`fixture.raw`) and returns its events and the
 /// frame log.
@@ -512,7 +343,14 @@ impl Script<'_> {
                 let before = self.conn.goaways_reported;
                 let until = (Instant::now() + self.scaled(a.within_ms)).min(self.deadline);
                 self.conn.pump(until, |s| count_goaways(s) > before).await;
-                if !self.report_goaway(ev) {
+                let reported = ev.len();
+                if self.report_goaway(ev) {
+                    if let (true, Some(Event::GoAway { code, .. })) = (a.code_only, ev.last()) {
+                        ev[reported] = Event::WireNote {
+                            what: format!("GOAWAY {code}"),
+                        };
+                    }
+                } else {
                     ev.push(Event::WireNote {
                         what: if self.conn.closed {
                             "connection closed without GOAWAY".into()
@@ -683,109 +521,4 @@ fn ends(f: &Frame, stream: u32) -> bool {
                     ..
                 }
         )
-}
-
-/// The error code named `name` (RFC 9113 7).
-pub fn error_code(name: &str) -> Result<u32, Stop> {
-    (0..14)
-        .find(|c| error_name(*c) == name)
-        .ok_or_else(|| Stop::Failed(format!("fixture: no HTTP/2 error code {name}")))
-}
-
-/// 8 bytes from 16 hex digits.
-pub fn ping_payload(text: &str) -> Result<[u8; 8], Stop> {
-    let bad = || {
-        Stop::Failed(format!(
-            "fixture: PING payload {text:?} is not 16 hex digits"
-        ))
-    };
-    if text.len() != 16 || !text.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; 8];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
-
-/// Checks a raw script before anything is sent: methods exist, messages fit
-/// their stream's input type, streams are opened before use with rising odd
-/// ids, codes and payloads parse. The error is (field path, what is wrong).
-pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (String, String)> {
-    let mut methods: HashMap<u32, MethodDescriptor> = HashMap::new();
-    let mut last = 0;
-    for (i, step) in steps.iter().enumerate() {
-        let at = |rest: &str| format!("raw[{i}]{rest}");
-        let stop = |rest: &str, e: Stop| match e {
-            Stop::Failed(m) | Stop::TimedOut(m) => (at(rest), m),
-        };
-        let mut open = |s: u32, path: &str| -> Result<(), (String, String)> {
-            let m = descriptors.method(path).ok_or_else(|| {
-                (
-                    at(".method"),
-                    format!("no method {path} in the descriptors"),
-                )
-            })?;
-            if s % 2 == 0 || s <= last {
-                return Err((
-                    at(".stream"),
-                    format!("s{s}: client streams are odd and rising"),
-                ));
-            }
-            last = s;
-            methods.insert(s, m);
-            Ok(())
-        };
-        match step {
-            RawStep::Open(o) => open(o.stream, &o.method)?,
-            RawStep::ResetMany(r) => {
-                for k in 0..r.count {
-                    open(r.first_stream + 2 * k, &r.method)?;
-                }
-            }
-            _ => {}
-        }
-        let opened = |s: u32| {
-            methods
-                .get(&s)
-                .cloned()
-                .ok_or_else(|| (at(".stream"), format!("s{s} is not opened before")))
-        };
-        match step {
-            RawStep::Message(m) => {
-                message::from_json(&opened(m.stream)?.input(), &m.message)
-                    .map_err(|e| (at(".message.message"), e))?;
-            }
-            RawStep::Messages(m) => {
-                let input = opened(m.stream)?.input();
-                for json in &m.messages {
-                    message::from_json(&input, json).map_err(|e| (at(".messages.messages"), e))?;
-                }
-            }
-            RawStep::EndStream(s) => drop(opened(s.stream)?),
-            RawStep::Await(a) => drop(opened(a.stream)?),
-            RawStep::Reset(r) => {
-                opened(r.stream)?;
-                error_code(&r.code).map_err(|e| stop(".reset.code", e))?;
-            }
-            RawStep::Ping(p) => {
-                ping_payload(&p.payload).map_err(|e| stop(".ping.payload", e))?;
-            }
-            RawStep::ServerSettings(names) => {
-                if let Some(n) = names
-                    .iter()
-                    .find(|n| !(1..=8).any(|id| setting_name(id) == **n))
-                {
-                    return Err((at(".server_settings"), format!("no setting named {n}")));
-                }
-            }
-            RawStep::Open(_)
-            | RawStep::ResetMany(_)
-            | RawStep::PingFlood(_)
-            | RawStep::Pause(_)
-            | RawStep::AwaitGoaway(_) => {}
-        }
-    }
-    Ok(())
 }
