@@ -232,3 +232,116 @@ pub fn connection_events(
     );
     ev
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    /// A server frame on stream 1.
+    fn inbound(body: Body) -> Frame {
+        Frame {
+            dir: Dir::In,
+            stream: 1,
+            at_ms: 0,
+            body,
+        }
+    }
+
+    /// A HEADERS frame with `fields`.
+    fn headers_frame(end_stream: bool, fields: &[(&str, &str)]) -> Frame {
+        inbound(Body::Headers {
+            end_stream,
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+
+    /// What the events render to.
+    fn text(ev: &[Event]) -> String {
+        crate::transcript::render(ev)
+    }
+
+    #[test]
+    fn messages_are_reassembled_and_free_things_left_out() {
+        let mut wire = codec::frame(false, b"").to_vec();
+        wire.extend_from_slice(&codec::frame(false, b""));
+        let (a, b) = wire.split_at(3);
+        let frames = vec![
+            headers_frame(
+                false,
+                &[(":status", "200"), ("date", "today"), ("x-a", "1")],
+            ),
+            inbound(Body::Data {
+                end_stream: false,
+                payload: Bytes::copy_from_slice(a),
+            }),
+            inbound(Body::WindowUpdate { increment: 5 }),
+            inbound(Body::Data {
+                end_stream: false,
+                payload: Bytes::copy_from_slice(b),
+            }),
+            headers_frame(true, &[("grpc-status", "0"), ("grpc-message", "any words")]),
+            inbound(Body::Reset { code: 0 }),
+        ];
+        assert_eq!(
+            text(&stream_events(1, &frames, None, false)),
+            "  ← s1 headers :status=200 x-a=1\n  ← s1 message flag=0 <0 bytes>\n  ← s1 message flag=0 <0 bytes>\n  ← s1 trailers grpc-status=0\n"
+        );
+    }
+
+    #[test]
+    fn a_cancel_after_the_end_is_shown() {
+        let frames = vec![
+            headers_frame(true, &[(":status", "200"), ("grpc-status", "0")]),
+            inbound(Body::Reset { code: 8 }),
+        ];
+        let out = text(&stream_events(1, &frames, None, false));
+        assert!(
+            out.ends_with("  ← s1 RST_STREAM CANCEL after the end\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn trailers_only_is_split_unless_the_shape_is_asked_for() {
+        let frames = vec![headers_frame(
+            true,
+            &[
+                (":status", "200"),
+                ("content-type", "application/grpc"),
+                ("grpc-status", "12"),
+            ],
+        )];
+        assert_eq!(
+            text(&stream_events(1, &frames, None, false)),
+            "  ← s1 headers :status=200 content-type=application/grpc\n  ← s1 trailers grpc-status=12\n"
+        );
+        assert_eq!(
+            text(&stream_events(1, &frames, None, true)),
+            "  ← s1 trailers-only :status=200 content-type=application/grpc grpc-status=12\n"
+        );
+    }
+
+    #[test]
+    fn a_flagged_message_without_encoding_and_an_unfinished_one_are_named() {
+        let mut wire = codec::frame(true, b"zz").to_vec();
+        wire.extend_from_slice(&[0, 0, 0, 0, 9, 1]);
+        let frames = vec![
+            headers_frame(false, &[(":status", "200")]),
+            inbound(Body::Data {
+                end_stream: true,
+                payload: Bytes::from(wire),
+            }),
+        ];
+        let out = text(&stream_events(1, &frames, None, false));
+        assert!(
+            out.contains("message flag=1 <compressed without grpc-encoding>"),
+            "{out}"
+        );
+        assert!(out.contains("END_STREAM on DATA: no trailers"), "{out}");
+        assert!(out.contains("6 bytes of an unfinished message"), "{out}");
+    }
+}

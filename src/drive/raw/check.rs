@@ -116,3 +116,63 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error of validating `steps` (JSON), or none.
+    fn check(steps: &str) -> Option<(String, String)> {
+        let steps: Vec<RawStep> = serde_json::from_str(steps).expect("steps parse");
+        validate(&steps, &Descriptors::contract().unwrap()).err()
+    }
+
+    #[test]
+    fn a_good_script_passes() {
+        assert_eq!(
+            check(
+                r#"[{"open": {"stream": 1, "method": "/Greeter/SayHello"}},
+                    {"message": {"stream": 1, "message": {"name": "a"}, "end_stream": true}},
+                    {"ping": {"payload": "0011223344556677"}}, {"await": {"stream": 1}},
+                    {"server_settings": ["MAX_FRAME_SIZE"]}]"#
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn streams_must_be_opened_odd_and_rising() {
+        let (at, e) = check(r#"[{"end_stream": {"stream": 1}}]"#).unwrap();
+        assert_eq!(
+            (at.as_str(), e.contains("not opened")),
+            ("raw[0].stream", true)
+        );
+        let (_, e) = check(r#"[{"open": {"stream": 2, "method": "/Greeter/SayHello"}}]"#).unwrap();
+        assert!(e.contains("odd and rising"), "{e}");
+        let (at, _) = check(
+            r#"[{"open": {"stream": 3, "method": "/Greeter/SayHello"}},
+                {"open": {"stream": 1, "method": "/Greeter/SayHello"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(at, "raw[1].stream");
+    }
+
+    #[test]
+    fn bad_messages_codes_and_payloads_are_named() {
+        let open = r#"{"open": {"stream": 1, "method": "/Greeter/SayHello"}}"#;
+        let (at, _) = check(&format!(
+            r#"[{open}, {{"message": {{"stream": 1, "message": {{"nmae": "a"}}}}}}]"#
+        ))
+        .unwrap();
+        assert_eq!(at, "raw[1].message.message");
+        let (at, _) = check(&format!(
+            r#"[{open}, {{"reset": {{"stream": 1, "code": "CANCELLED"}}}}]"#
+        ))
+        .unwrap();
+        assert_eq!(at, "raw[1].reset.code");
+        let (at, _) = check(r#"[{"ping": {"payload": "xyz"}}]"#).unwrap();
+        assert_eq!(at, "raw[0].ping.payload");
+        let (_, e) = check(r#"[{"open": {"stream": 1, "method": "/Nope/Nope"}}]"#).unwrap();
+        assert!(e.contains("no method"), "{e}");
+    }
+}
