@@ -40,16 +40,26 @@ pub fn corpus(names: &[&str]) -> Vec<NamedFixture> {
 
 /// Runs `fixtures` against `addr` with the golden snapshots.
 pub async fn run_against(addr: SocketAddr, fixtures: Vec<NamedFixture>) -> RunReport {
+    // A margin for a machine loaded by the tests beside this one;
+    // transcripts do not depend on the scale.
+    let drive = DriveOptions {
+        time_scale: 2.0,
+        ..DriveOptions::default()
+    };
+    run_with(addr, fixtures, drive).await
+}
+
+/// Runs `fixtures` against `addr` with the golden snapshots and `drive`.
+pub async fn run_with(
+    addr: SocketAddr,
+    fixtures: Vec<NamedFixture>,
+    drive: DriveOptions,
+) -> RunReport {
     let config = RunConfig {
         connector: connector(addr),
         descriptors: Descriptors::contract().unwrap(),
         fixtures,
-        // A margin for a machine loaded by the tests beside this one;
-        // transcripts do not depend on the scale.
-        drive: DriveOptions {
-            time_scale: 2.0,
-            ..DriveOptions::default()
-        },
+        drive,
         store: Store::new(None, false),
         known_failing: Default::default(),
         jobs: 8,
@@ -99,19 +109,11 @@ async fn fixtures_with_reference_needs_are_skipped_against_an_external_target() 
     let server = support::start_reference().await;
     let fixtures = corpus(&["keepalive/goaway/max-idle", "keepalive/ping/echo"]);
     assert_eq!(fixtures.len(), 2);
-    let config = RunConfig {
-        connector: connector(server.local_addr()),
-        descriptors: Descriptors::contract().unwrap(),
-        fixtures,
-        drive: DriveOptions {
-            spawn_reference: false,
-            ..DriveOptions::default()
-        },
-        store: Store::new(None, false),
-        known_failing: Default::default(),
-        jobs: 2,
+    let drive = DriveOptions {
+        spawn_reference: false,
+        ..DriveOptions::default()
     };
-    let report = run::run(config, "external", |_, _, _| {}).await;
+    let report = run_with(server.local_addr(), fixtures, drive).await;
     let verdict = |name: &str| {
         report
             .results
@@ -127,22 +129,15 @@ async fn fixtures_with_reference_needs_are_skipped_against_an_external_target() 
 #[tokio::test]
 async fn trace_shows_decoded_frames_both_ways() {
     let server = support::start_reference().await;
-    let config = RunConfig {
-        connector: connector(server.local_addr()),
-        descriptors: Descriptors::contract().unwrap(),
-        fixtures: corpus(&[
-            "wire/compression/gzip-flag-one",
-            "wire/recorded/server-stream-shape",
-        ]),
-        drive: DriveOptions {
-            trace: true,
-            ..DriveOptions::default()
-        },
-        store: Store::new(None, false),
-        known_failing: Default::default(),
-        jobs: 2,
+    let fixtures = corpus(&[
+        "wire/compression/gzip-flag-one",
+        "wire/recorded/server-stream-shape",
+    ]);
+    let drive = DriveOptions {
+        trace: true,
+        ..DriveOptions::default()
     };
-    let report = run::run(config, "trace", |_, _, _| {}).await;
+    let report = run_with(server.local_addr(), fixtures, drive).await;
     for r in &report.results {
         let trace = r.trace.as_deref().expect("trace kept");
         assert!(trace.contains("→ HEADERS s1"), "{trace}");
