@@ -210,7 +210,13 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
     {
         Ok(Ok((events, frames))) => {
             if config.drive.trace {
-                result.trace = Some(crate::wire::log::render_trace(&frames));
+                let hidden: Vec<String> = config
+                    .drive
+                    .extra_headers
+                    .iter()
+                    .map(|(n, _)| n.as_str().to_string())
+                    .collect();
+                result.trace = Some(crate::wire::log::render_trace(&frames, &hidden));
             }
             events
         }

@@ -319,7 +319,9 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// A person's view of a frame log: one line per frame with time, direction,
 /// stream and content; DATA shows the gRPC message prefixes that start in it.
-pub fn render_trace(frames: &[Frame]) -> String {
+/// Values of header fields named in `hidden` (`--header` credentials) show
+/// as `<hidden>`.
+pub fn render_trace(frames: &[Frame], hidden: &[String]) -> String {
     let mut out = String::new();
     // Message prefixes per direction and stream, read across DATA frames.
     let mut readers: std::collections::HashMap<(bool, u32), super::message::MessageReader> =
@@ -356,7 +358,9 @@ pub fn render_trace(frames: &[Frame]) -> String {
                 let shown: Vec<String> = fields
                     .iter()
                     .map(|(n, v)| {
-                        if v.len() > 80 {
+                        if hidden.contains(n) {
+                            format!("{n}=<hidden>")
+                        } else if v.len() > 80 {
                             format!("{n}=<{} bytes>", v.len())
                         } else {
                             format!("{n}={v}")

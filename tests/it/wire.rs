@@ -135,12 +135,19 @@ async fn trace_shows_decoded_frames_both_ways() {
     ]);
     let drive = DriveOptions {
         trace: true,
+        extra_headers: vec![(
+            http::HeaderName::from_static("authorization"),
+            http::HeaderValue::from_static("Bearer secret-token"),
+        )],
         ..DriveOptions::default()
     };
     let report = run_with(server.local_addr(), fixtures, drive).await;
     for r in &report.results {
         let trace = r.trace.as_deref().expect("trace kept");
         assert!(trace.contains("→ HEADERS s1"), "{trace}");
+        // `--header` values reach the target but never the trace.
+        assert!(trace.contains("authorization=<hidden>"), "{trace}");
+        assert!(!trace.contains("secret-token"), "{trace}");
         assert!(trace.contains("← HEADERS s1 END_STREAM"), "{trace}");
         assert!(
             trace.contains("← SETTINGS MAX_CONCURRENT_STREAMS=200"),

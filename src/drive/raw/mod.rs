@@ -51,10 +51,16 @@ pub async fn run_raw(
             return Ok(ev);
         }
     };
-    let mut conn = match RawConn::open(io, log).await {
-        Ok(c) => c,
-        Err(Stop::Failed(what)) | Err(Stop::TimedOut(what)) => {
+    let mut conn = match timeout_at(deadline, RawConn::open(io, log)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(Stop::Failed(what))) | Ok(Err(Stop::TimedOut(what))) => {
             ev.push(Event::Failure { what });
+            return Ok(ev);
+        }
+        Err(_) => {
+            ev.push(Event::TimedOut {
+                waiting_for: "the connection preface to be sent".into(),
+            });
             return Ok(ev);
         }
     };
@@ -67,8 +73,13 @@ pub async fn run_raw(
         authority: connector.address().to_string(),
         methods: HashMap::new(),
     };
-    for step in steps {
-        match script.step(step, &mut ev).await {
+    for (i, step) in steps.iter().enumerate() {
+        // Waits inside a step are bounded already; this also bounds a write
+        // to a peer that stopped reading.
+        let outcome = timeout_at(deadline, script.step(step, &mut ev))
+            .await
+            .unwrap_or_else(|_| Err(Stop::TimedOut(format!("step {} to finish", i + 1))));
+        match outcome {
             Ok(()) => {}
             Err(Stop::Failed(what)) => {
                 ev.push(Event::Failure { what });
@@ -153,6 +164,12 @@ impl Script<'_> {
                 _ => value.clone(),
             };
             fields.push((name.clone(), sent));
+        }
+        // `--header` values (credentials, say): sent, never shown.
+        for (name, value) in &self.options.extra_headers {
+            if let Ok(v) = value.to_str() {
+                fields.push((name.as_str().to_string(), v.to_string()));
+            }
         }
         if let Some(n) = o.filler_bytes {
             shown.push(format!("x-conform-filler=<{n} bytes>"));
