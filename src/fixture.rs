@@ -158,6 +158,12 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
             "a conversation needs at least one call, or a raw script instead".into(),
         ));
     }
+    if !f.raw.is_empty() && (f.wire || f.concurrent) {
+        return Err(invalid(
+            "raw".into(),
+            "a raw script shows its wire facts itself and runs in order: drop `wire` and `concurrent`".into(),
+        ));
+    }
     crate::drive::raw::validate(&f.raw, descriptors).map_err(|(at, e)| invalid(at, e))?;
     if f.rule.trim().is_empty() {
         return Err(invalid(
