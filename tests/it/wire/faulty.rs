@@ -3,7 +3,8 @@
 //! around the fault is not what fails them): a reference with no ping
 //! policy, and a frame-rewriting proxy in front of the reference that turns
 //! a RST_STREAM(NO_ERROR) after an early close into CANCEL, or reads a
-//! compressed flag without `grpc-encoding` as identity.
+//! compressed flag without `grpc-encoding` as identity, or scrambles PING
+//! ACK payloads.
 
 use super::{corpus, failing, run_against};
 use crate::support;
@@ -28,6 +29,8 @@ enum Rewrite {
     /// A client message with flag 1 on a stream without `grpc-encoding`
     /// reaches the server with flag 0 (grpc-js's server reads it as identity).
     FlagOneAsIdentity,
+    /// A PING ACK comes back with its payload bytes reversed.
+    PingAckScrambled,
 }
 
 /// A proxy on 127.0.0.1 relaying frames to `upstream`, applying `rewrite`.
@@ -88,6 +91,9 @@ async fn relay(
         match (rewrite, dir, decoded.map(|f| f.body)) {
             (Rewrite::ResetCancel, Dir::In, Some(Body::Reset { code: 0 })) => {
                 payload = error_code::CANCEL.to_be_bytes().to_vec();
+            }
+            (Rewrite::PingAckScrambled, Dir::In, Some(Body::Ping { ack: true, .. })) => {
+                payload.reverse();
             }
             (Rewrite::FlagOneAsIdentity, Dir::Out, Some(Body::Headers { fields, .. })) => {
                 encoded.insert(
@@ -189,6 +195,18 @@ async fn a_server_that_reads_flag_one_without_encoding_as_identity_is_caught() {
             "wire/compression/gzip-flag-one",
             "wire/compression/flag-two",
         ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_whose_ping_acks_do_not_echo_the_payload_is_caught() {
+    let server = support::start_reference().await;
+    let proxy = start_proxy(server.local_addr(), Rewrite::PingAckScrambled).await;
+    assert_caught(
+        proxy,
+        &["keepalive/ping/echo", "keepalive/ping/echo-during-call"],
+        &["wire/framing/several-in-one-frame"],
     )
     .await;
 }
