@@ -292,10 +292,12 @@ async fn start_reference(
     drive: &drive::DriveOptions,
 ) -> Result<(ReferenceServer, Connector), String> {
     let ms = |v: u64| Duration::from_millis(drive.scale(v));
-    let mut config = ReferenceConfig::default();
-    config.max_connection_age = needs.max_connection_age_ms.map(ms);
-    config.max_connection_age_grace = needs.max_connection_age_grace_ms.map(ms);
-    config.max_connection_idle = needs.max_connection_idle_ms.map(ms);
+    let mut config = ReferenceConfig {
+        max_connection_age: needs.max_connection_age_ms.map(ms),
+        max_connection_age_grace: needs.max_connection_age_grace_ms.map(ms),
+        max_connection_idle: needs.max_connection_idle_ms.map(ms),
+        ..ReferenceConfig::default()
+    };
     if let Some(v) = needs.ping_min_interval_ms {
         config.ping_policy.min_interval = ms(v);
     }
