@@ -152,12 +152,19 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
         message,
     };
     let f = &named.fixture;
-    if f.calls.is_empty() {
+    if f.calls.is_empty() == f.raw.is_empty() {
         return Err(invalid(
             "calls".into(),
-            "a conversation needs at least one call".into(),
+            "a conversation needs at least one call, or a raw script instead".into(),
         ));
     }
+    if !f.raw.is_empty() && (f.wire || f.concurrent) {
+        return Err(invalid(
+            "raw".into(),
+            "a raw script shows its wire facts itself and runs in order: drop `wire` and `concurrent`".into(),
+        ));
+    }
+    crate::drive::raw::validate(&f.raw, descriptors).map_err(|(at, e)| invalid(at, e))?;
     if f.rule.trim().is_empty() {
         return Err(invalid(
             "rule".into(),

@@ -26,13 +26,29 @@ pub struct Fixture {
     /// default [`DEFAULT_TIMEOUT_MS`]. Every wait inside is bounded by it.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
-    /// The calls, run one after the other on the same connection.
+    /// The calls, run one after the other on the same connection (empty
+    /// for a raw conversation).
+    #[serde(default)]
     pub calls: Vec<Call>,
     /// Run all calls at once on the connection instead of one after the
     /// other; the transcript still lists each call's events together, in
     /// call order, so it does not depend on how they interleaved.
     #[serde(default)]
     pub concurrent: bool,
+    /// Frame-level script (raw driver) instead of `calls`; see [`RawStep`].
+    #[serde(default)]
+    pub raw: Vec<RawStep>,
+    /// Record the connection's frames and add the server's wire facts per
+    /// stream (headers shape, END_STREAM, message flags, resets, GOAWAY) to
+    /// the transcript of an h2-driver conversation.
+    #[serde(default)]
+    pub wire: bool,
+    /// Reference settings the fixture needs (A9 connection management, a
+    /// short ping policy). The golden comes from a reference started with
+    /// them; against an external target the fixture is skipped, because
+    /// nothing says the target was started with them.
+    #[serde(default)]
+    pub reference: Option<ReferenceNeeds>,
 }
 
 impl Level {
@@ -280,6 +296,66 @@ pub enum Event {
         /// What the driver was waiting for.
         waiting_for: String,
     },
+    /// The raw driver sent something (a frame or a group of frames).
+    WireSent {
+        /// What, as a person reads it (`s1 HEADERS ...`).
+        what: String,
+    },
+    /// Server HEADERS on a stream.
+    WireHeaders {
+        /// Stream id.
+        stream: u32,
+        /// `headers`, `trailers`, or `trailers-only` (shown only where the
+        /// fixture asks for the shape; otherwise split into the other two).
+        shape: String,
+        /// Filtered fields, sorted.
+        fields: Vec<(String, String)>,
+    },
+    /// A server message on a stream, whatever DATA frames carried it.
+    WireMessage {
+        /// Stream id.
+        stream: u32,
+        /// The compressed-flag byte.
+        flag: u8,
+        /// Proto JSON when the flag is 0 and the type is known; otherwise
+        /// the stream's `grpc-encoding` (or `no grpc-encoding`).
+        content: String,
+    },
+    /// RST_STREAM from the server.
+    WireReset {
+        /// Stream id.
+        stream: u32,
+        /// Error code name.
+        code: String,
+        /// Whether it came after the server's END_STREAM.
+        after_end: bool,
+    },
+    /// A PING ACK and whether it echoed the payload sent.
+    PingAck {
+        /// Hex payload of the ACK.
+        payload: String,
+        /// Whether it equals the PING's.
+        same: bool,
+    },
+    /// A GOAWAY from the server.
+    GoAway {
+        /// `max` for 2^31-1 (the first GOAWAY of a graceful close), else the id.
+        last_stream_id: String,
+        /// Error code name.
+        code: String,
+        /// Debug data as text.
+        debug: String,
+    },
+    /// The server's SETTINGS that the fixture asked to see.
+    ServerSettings {
+        /// Name and value (`absent` when not sent).
+        fields: Vec<(String, String)>,
+    },
+    /// Any other wire-level fact: an absence, a closed connection.
+    WireNote {
+        /// The fact.
+        what: String,
+    },
 }
 
 /// Status code names by number, as statuscodes.md lists them.
@@ -309,4 +385,201 @@ pub fn status_name(code: u32) -> String {
         .get(code as usize)
         .map(|s| s.to_string())
         .unwrap_or_else(|| code.to_string())
+}
+
+/// Reference settings a fixture needs (milliseconds before `--time-scale`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceNeeds {
+    /// Proposal A9 MAX_CONNECTION_AGE.
+    #[serde(default)]
+    pub max_connection_age_ms: Option<u64>,
+    /// Proposal A9 MAX_CONNECTION_AGE_GRACE.
+    #[serde(default)]
+    pub max_connection_age_grace_ms: Option<u64>,
+    /// Proposal A9 MAX_CONNECTION_IDLE.
+    #[serde(default)]
+    pub max_connection_idle_ms: Option<u64>,
+    /// Proposal A8 minimum ping interval (default 5 minutes).
+    #[serde(default)]
+    pub ping_min_interval_ms: Option<u64>,
+    /// Proposal A8 permit-without-calls.
+    #[serde(default)]
+    pub permit_without_calls: Option<bool>,
+}
+
+/// One step of a raw (frame-level) conversation. Streams are named by their
+/// id (odd, increasing: 1, 3, 5, ...), chosen by the fixture.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawStep {
+    /// HEADERS opening a stream.
+    Open(OpenStep),
+    /// One gRPC message in DATA, possibly malformed or split.
+    Message(RawMessageStep),
+    /// Several messages in one DATA frame.
+    Messages(RawMessagesStep),
+    /// An empty DATA frame with END_STREAM.
+    EndStream(StreamRef),
+    /// RST_STREAM with a chosen code.
+    Reset(ResetStep),
+    /// One PING; waits for its ACK.
+    Ping(PingStep),
+    /// PINGs at an interval until a GOAWAY or `max` pings.
+    PingFlood(PingFloodStep),
+    /// Do nothing for a while (scaled).
+    Pause(PauseStep),
+    /// Read a stream to its end and record the server's frames on it.
+    Await(AwaitStep),
+    /// Wait for a GOAWAY (or the connection's end) for a while.
+    AwaitGoaway(AwaitGoawayStep),
+    /// Open `count` streams and reset each at once (rapid reset).
+    ResetMany(ResetManyStep),
+    /// Record these of the server's first SETTINGS (names as RFC 9113).
+    ServerSettings(Vec<String>),
+}
+
+/// Arguments of [`RawStep::Open`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenStep {
+    /// Stream id (odd, higher than any before).
+    pub stream: u32,
+    /// `/Service/Method`: its types encode the stream's messages.
+    pub method: String,
+    /// `:path` to send instead of `method` (an unknown method).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Extra header fields, sent in this order after the standard ones.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
+    /// `content-type`; `application/grpc` when absent.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// `grpc-timeout` exactly as written (malformed values welcome).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// `grpc-encoding`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// END_STREAM on the HEADERS (a request with no messages).
+    #[serde(default)]
+    pub end_stream: bool,
+    /// Adds a header `x-conform-filler` of this many bytes (large header lists).
+    #[serde(default)]
+    pub filler_bytes: Option<usize>,
+}
+
+/// A stream id.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRef {
+    /// Stream id.
+    pub stream: u32,
+}
+
+/// Arguments of [`RawStep::Message`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMessageStep {
+    /// Stream id.
+    pub stream: u32,
+    /// Proto JSON of the method's input type.
+    pub message: serde_json::Value,
+    /// The compressed-flag byte (0, 1, or anything else to test rejection).
+    #[serde(default)]
+    pub flag: u8,
+    /// Gzip the bytes (with `flag` 1 and an `encoding` of gzip, a legal message).
+    #[serde(default)]
+    pub gzip: bool,
+    /// The length prefix claims this many bytes more than follow.
+    #[serde(default)]
+    pub extra_length: u32,
+    /// Send in DATA frames of this many bytes (1: one byte per frame).
+    #[serde(default)]
+    pub frame_bytes: Option<usize>,
+    /// END_STREAM on the last DATA frame.
+    #[serde(default)]
+    pub end_stream: bool,
+}
+
+/// Arguments of [`RawStep::Messages`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMessagesStep {
+    /// Stream id.
+    pub stream: u32,
+    /// Proto JSON of each message.
+    pub messages: Vec<serde_json::Value>,
+    /// END_STREAM on the frame.
+    #[serde(default)]
+    pub end_stream: bool,
+}
+
+/// Arguments of [`RawStep::Reset`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetStep {
+    /// Stream id.
+    pub stream: u32,
+    /// Error code name (`CANCEL`, `NO_ERROR`, ...).
+    pub code: String,
+}
+
+/// Arguments of [`RawStep::Ping`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingStep {
+    /// 16 hex digits.
+    pub payload: String,
+}
+
+/// Arguments of [`RawStep::PingFlood`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingFloodStep {
+    /// Pings at most; the transcript says whether a GOAWAY came by then,
+    /// never after which ping (implementations differ within the tolerance).
+    pub max: u32,
+    /// Milliseconds between pings (scaled).
+    pub interval_ms: u64,
+}
+
+/// Arguments of [`RawStep::Await`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwaitStep {
+    /// Stream id.
+    pub stream: u32,
+    /// Show trailers-only apart from headers-then-trailers (only where the
+    /// spec fixes which one).
+    #[serde(default)]
+    pub shape: bool,
+    /// After the end, keep listening this long (scaled) for a reset.
+    #[serde(default)]
+    pub linger_ms: u64,
+}
+
+/// Arguments of [`RawStep::AwaitGoaway`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwaitGoawayStep {
+    /// How long to wait (scaled).
+    pub within_ms: u64,
+    /// Show only the error code: the last stream id and debug data are the
+    /// implementation's own (e.g. how many rapid resets it tolerates).
+    #[serde(default)]
+    pub code_only: bool,
+}
+
+/// Arguments of [`RawStep::ResetMany`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetManyStep {
+    /// First stream id; the next ones follow by 2.
+    pub first_stream: u32,
+    /// How many streams.
+    pub count: u32,
+    /// `/Service/Method` they open.
+    pub method: String,
 }

@@ -8,7 +8,8 @@ use crate::{
     descriptors::Descriptors,
     drive::{self, Connector, DriveOptions},
     fixture::NamedFixture,
-    model::Level,
+    model::{Level, ReferenceNeeds},
+    reference::{ReferenceConfig, ReferenceServer},
     snapshot::{self, Origin, Store},
     transcript,
 };
@@ -53,6 +54,9 @@ pub enum Verdict {
     Stale,
     /// The conversation could not be held (no connection, bad fixture).
     Error,
+    /// Not run: the fixture needs reference settings (A9 limits, a short
+    /// ping policy) that an external target is not known to have.
+    Skipped,
 }
 
 impl Verdict {
@@ -92,6 +96,8 @@ pub struct FixtureResult {
     /// Wall time of the conversation in milliseconds (reports only, never in
     /// a transcript).
     pub duration_ms: u64,
+    /// The frame log of the conversation for a person (`--trace`).
+    pub trace: Option<String>,
 }
 
 /// The whole run.
@@ -165,6 +171,7 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
         new_snapshot: None,
         error: None,
         duration_ms: 0,
+        trace: None,
     };
     // The driver bounds every wait by the fixture's timeout; this outer bound
     // only guards against a bug in that (a run must never hang).
@@ -175,13 +182,44 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
             * 2
             + 5_000,
     );
+    // A fixture with reference needs gets a reference of its own, started
+    // with them, or is skipped against an external target.
+    let own = match (&f.reference, config.drive.spawn_reference) {
+        (None, _) => None,
+        (Some(_), false) => {
+            result.verdict = Verdict::Skipped;
+            result.error = Some(
+                "needs reference settings the target is not known to have (see `reference`)".into(),
+            );
+            return result;
+        }
+        (Some(needs), true) => match start_reference(needs, &config.drive).await {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                result.error = Some(e);
+                return result;
+            }
+        },
+    };
+    let connector = own.as_ref().map_or(&config.connector, |(_, c)| c);
     let events = match tokio::time::timeout(
         outer,
-        drive::run_conversation(&config.connector, f, &config.descriptors, &config.drive),
+        drive::run_traced(connector, f, &config.descriptors, &config.drive),
     )
     .await
     {
-        Ok(Ok(events)) => events,
+        Ok(Ok((events, frames))) => {
+            if config.drive.trace {
+                let hidden: Vec<String> = config
+                    .drive
+                    .extra_headers
+                    .iter()
+                    .map(|(n, _)| n.as_str().to_string())
+                    .collect();
+                result.trace = Some(crate::wire::log::render_trace(&frames, &hidden));
+            }
+            events
+        }
         Ok(Err(e)) => {
             result.error = Some(e.to_string());
             result.duration_ms = started.elapsed().as_millis() as u64;
@@ -237,6 +275,7 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
         Err(e) => result.error = Some(e.to_string()),
     }
     result.transcript = Some(actual);
+    drop(own);
     result.verdict = match (matched, known) {
         _ if result.error.is_some() => Verdict::Error,
         (true, false) => Verdict::Pass,
@@ -245,4 +284,33 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
         (false, true) => Verdict::KnownFailure,
     };
     result
+}
+
+/// A reference server started with a fixture's needs, and a connector to it.
+async fn start_reference(
+    needs: &ReferenceNeeds,
+    drive: &drive::DriveOptions,
+) -> Result<(ReferenceServer, Connector), String> {
+    let ms = |v: u64| Duration::from_millis(drive.scale(v));
+    let mut config = ReferenceConfig {
+        max_connection_age: needs.max_connection_age_ms.map(ms),
+        max_connection_age_grace: needs.max_connection_age_grace_ms.map(ms),
+        max_connection_idle: needs.max_connection_idle_ms.map(ms),
+        ..ReferenceConfig::default()
+    };
+    if let Some(v) = needs.ping_min_interval_ms {
+        config.ping_policy.min_interval = ms(v);
+    }
+    if let Some(v) = needs.permit_without_calls {
+        config.ping_policy.permit_without_calls = v;
+    }
+    let server = ReferenceServer::start(config)
+        .await
+        .map_err(|e| format!("reference with the fixture's settings: {e}"))?;
+    let connector = Connector::new(drive::Target {
+        address: server.local_addr().to_string(),
+        tls: None,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((server, connector))
 }

@@ -50,6 +50,42 @@ pub fn render(events: &[Event]) -> String {
             Event::NotObservable { reason } => format!("  observer: not observable ({reason})"),
             Event::Failure { what } => format!("  ! {what}"),
             Event::TimedOut { waiting_for } => format!("  ! timed out waiting for {waiting_for}"),
+            Event::WireSent { what } => format!("  → {what}"),
+            Event::WireHeaders {
+                stream,
+                shape,
+                fields: f,
+            } => format!("  ← s{stream} {shape} {}", fields(f))
+                .trim_end()
+                .to_string(),
+            Event::WireMessage {
+                stream,
+                flag,
+                content,
+            } => format!("  ← s{stream} message flag={flag} {content}"),
+            Event::WireReset {
+                stream,
+                code,
+                after_end,
+            } => format!(
+                "  ← s{stream} RST_STREAM {code}{}",
+                if *after_end { " after the end" } else { "" }
+            ),
+            Event::PingAck { payload, same } => format!(
+                "  ← PING ACK {payload}{}",
+                if *same {
+                    " (same payload)"
+                } else {
+                    " (payload differs!)"
+                }
+            ),
+            Event::GoAway {
+                last_stream_id,
+                code,
+                debug,
+            } => format!("  ← GOAWAY last_stream_id={last_stream_id} {code} debug={debug:?}"),
+            Event::ServerSettings { fields: f } => format!("  ← SETTINGS {}", fields(f)),
+            Event::WireNote { what } => format!("  · {what}"),
         };
         out.push_str(&line);
         out.push('\n');

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Conversations run at once, each on its own connection.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub jobs: usize,
+    /// Print each selected fixture's frame log (both directions, HEADERS
+    /// decoded, message prefixes in DATA) to stderr, for debugging a failure.
+    #[arg(long)]
+    pub trace: bool,
     /// Multiply every time in the fixtures (timeouts, deadlines, pauses) by F,
     /// for slow machines; transcripts do not change.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
@@ -230,6 +234,8 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
         drive: DriveOptions {
             extra_headers,
             time_scale: args.time_scale,
+            spawn_reference: args.target.is_none(),
+            trace: args.trace,
         },
         store: Store::new(args.snapshots.clone(), !in_ci || args.write_new),
         known_failing,
@@ -248,6 +254,13 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
     })
     .await;
     drop(reference);
+    if args.trace {
+        for r in &report.results {
+            if let Some(trace) = &r.trace {
+                eprintln!("frames of {} (→ sent, ← received):\n{trace}", r.name);
+            }
+        }
+    }
     let color = args.output.is_none()
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();

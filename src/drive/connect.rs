@@ -6,6 +6,7 @@
 //! before the handshake; nothing above this module sees the socket.
 
 use super::DriveError;
+use crate::wire::recorder::{FrameLog, Recorder};
 use bytes::Bytes;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 use tokio::{
@@ -51,9 +52,15 @@ pub struct Conn {
     pub scheme: &'static str,
     /// The `:authority` to send.
     pub authority: String,
+    /// Every frame of the connection, both ways (the wire recorder).
+    pub log: FrameLog,
     /// Drives the connection; aborted when the `Conn` is dropped.
     task: JoinHandle<()>,
 }
+
+/// A byte stream to the target, TCP or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 impl Drop for Conn {
     fn drop(&mut self) {
@@ -92,9 +99,18 @@ impl Connector {
         }
     }
 
-    /// Opens a connection and performs the TLS and HTTP/2 handshakes. The
-    /// caller bounds the time.
+    /// Opens a connection and performs the TLS and HTTP/2 handshakes, with
+    /// the wire recorder between the socket and h2. The caller bounds the time.
     pub async fn connect(&self) -> Result<Conn, DriveError> {
+        let (io, scheme) = self.connect_io().await?;
+        let log = FrameLog::new();
+        self.handshake(Recorder::new(io, log.clone()), scheme, log)
+            .await
+    }
+
+    /// Opens the byte stream (TCP, or TLS with ALPN h2) and says its
+    /// `:scheme`; the raw driver writes its frames on it. The caller bounds the time.
+    pub async fn connect_io(&self) -> Result<(Box<dyn Io>, &'static str), DriveError> {
         let tcp = TcpStream::connect(&self.target.address)
             .await
             .map_err(|e| DriveError::Unreachable {
@@ -103,7 +119,7 @@ impl Connector {
             })?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            None => self.handshake(tcp, "http").await,
+            None => Ok((Box::new(tcp), "http")),
             Some((connector, name)) => {
                 let tls = connector.connect(name.clone(), tcp).await.map_err(|e| {
                     DriveError::Tls(format!("handshake with {}: {e}", self.target.address))
@@ -116,13 +132,18 @@ impl Connector {
                         alpn.map(|p| String::from_utf8_lossy(&p).into_owned())
                     )));
                 }
-                self.handshake(tls, "https").await
+                Ok((Box::new(tls), "https"))
             }
         }
     }
 
     /// The HTTP/2 client handshake on `io`.
-    async fn handshake<T>(&self, io: T, scheme: &'static str) -> Result<Conn, DriveError>
+    async fn handshake<T>(
+        &self,
+        io: T,
+        scheme: &'static str,
+        log: FrameLog,
+    ) -> Result<Conn, DriveError>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -140,6 +161,7 @@ impl Connector {
             sender,
             scheme,
             authority: self.target.address.clone(),
+            log,
             task,
         })
     }

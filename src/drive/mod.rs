@@ -7,12 +7,16 @@
 //! - [`codec`]: the 5-byte message prefix and compression.
 //! - [`call`]: one stream: send, read head, messages, trailers.
 //! - [`observer`]: `Observer.GetCall` on a side connection.
+//! - [`facts`]: a frame log's wire facts as events.
+//! - [`raw`]: the frame-level driver for what h2's client cannot send.
 //! - `script`: one call's steps, in order, as events.
 
 pub mod call;
 pub mod codec;
 pub mod connect;
+pub mod facts;
 pub mod observer;
+pub mod raw;
 mod script;
 
 pub use connect::{Conn, Connector, Target, TlsOptions};
@@ -20,6 +24,7 @@ pub use connect::{Conn, Connector, Target, TlsOptions};
 use crate::{
     descriptors::Descriptors,
     model::{Event, Fixture, DEFAULT_TIMEOUT_MS},
+    wire::{log::Frame, recorder::FrameLog},
 };
 use call::ActiveCall;
 use http::{HeaderName, HeaderValue};
@@ -72,6 +77,12 @@ pub struct DriveOptions {
     /// `x-conform-*-ms` metadata) for slow machines; transcripts show the
     /// unscaled values.
     pub time_scale: f64,
+    /// Fixtures with `reference` needs run against a reference started with
+    /// them (true: the run is against the embedded reference) or are skipped
+    /// (false: an external target, not known to have those settings).
+    pub spawn_reference: bool,
+    /// Keep each conversation's frame log as text (`--trace`).
+    pub trace: bool,
 }
 
 impl Default for DriveOptions {
@@ -79,6 +90,8 @@ impl Default for DriveOptions {
         DriveOptions {
             extra_headers: Vec::new(),
             time_scale: 1.0,
+            spawn_reference: true,
+            trace: false,
         }
     }
 }
@@ -178,9 +191,35 @@ pub async fn run_conversation(
     descriptors: &Descriptors,
     options: &DriveOptions,
 ) -> Result<Vec<Event>, DriveError> {
+    Ok(run_traced(connector, fixture, descriptors, options)
+        .await?
+        .0)
+}
+
+/// As [`run_conversation`], also returning the frame log of the
+/// conversation's connection (both directions) for `--trace`.
+pub async fn run_traced(
+    connector: &Connector,
+    fixture: &Fixture,
+    descriptors: &Descriptors,
+    options: &DriveOptions,
+) -> Result<(Vec<Event>, Vec<Frame>), DriveError> {
     let budget =
         Duration::from_millis(options.scale(fixture.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)));
     let deadline = Instant::now() + budget;
+    if !fixture.raw.is_empty() {
+        let log = FrameLog::new();
+        let ev = raw::run_raw(
+            connector,
+            &fixture.raw,
+            descriptors,
+            options,
+            deadline,
+            log.clone(),
+        )
+        .await?;
+        return Ok((ev, log.frames()));
+    }
     let mut ev = Vec::new();
     let conn = match timeout_at(deadline, connector.connect()).await {
         Ok(conn) => conn?,
@@ -188,7 +227,7 @@ pub async fn run_conversation(
             ev.push(Event::TimedOut {
                 waiting_for: "the connection".into(),
             });
-            return Ok(ev);
+            return Ok((ev, Vec::new()));
         }
     };
     let mut runs = Vec::new();
@@ -222,16 +261,22 @@ pub async fn run_conversation(
         for events in futures::future::join_all(each).await {
             ev.extend(events);
         }
-        return Ok(ev);
-    }
-    let mut observer_conn = None;
-    for run in &runs {
-        let outcome = run.run(&conn, connector, &mut observer_conn, &mut ev).await;
-        if record_end(outcome, &mut ev) {
-            break;
+    } else {
+        let mut observer_conn = None;
+        for run in &runs {
+            let outcome = run.run(&conn, connector, &mut observer_conn, &mut ev).await;
+            if record_end(outcome, &mut ev) {
+                break;
+            }
         }
     }
-    Ok(ev)
+    let frames = conn.log.frames();
+    if fixture.wire {
+        ev.extend(facts::connection_events(&frames, |path| {
+            descriptors.method(path).map(|m| m.output())
+        }));
+    }
+    Ok((ev, frames))
 }
 
 /// Records how a call's run ended; whether it timed out (which ends the

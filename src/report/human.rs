@@ -63,7 +63,12 @@ pub fn render(report: &RunReport, color: bool) -> String {
         );
         let _ = writeln!(out, "  {}", r.description);
         if let Some(error) = &r.error {
-            let _ = writeln!(out, "  error: {error}");
+            let word = if r.verdict == Verdict::Skipped {
+                "why"
+            } else {
+                "error"
+            };
+            let _ = writeln!(out, "  {word}: {error}");
         }
         for check in &r.failed_checks {
             let _ = writeln!(out, "  {}✗ {check}{}", s.red, s.reset);
@@ -95,7 +100,7 @@ pub fn render(report: &RunReport, color: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "{} fixtures against {}: {} passed, {} failed, {} known failures, {} stale, {} errors ({:.1} s)",
+        "{} fixtures against {}: {} passed, {} failed, {} known failures, {} stale, {} errors, {} skipped ({:.1} s)",
         report.results.len(),
         report.target,
         report.count(Verdict::Pass),
@@ -103,6 +108,7 @@ pub fn render(report: &RunReport, color: bool) -> String {
         report.count(Verdict::KnownFailure),
         report.count(Verdict::Stale),
         report.count(Verdict::Error),
+        report.count(Verdict::Skipped),
         report.duration_ms as f64 / 1000.0
     );
     out
@@ -116,5 +122,6 @@ fn verdict_word(v: Verdict, s: &Style) -> (&'static str, &'static str) {
         Verdict::KnownFailure => (s.yellow, "KNOWN-FAILURE"),
         Verdict::Stale => (s.yellow, "STALE (known-failing but passed)"),
         Verdict::Error => (s.red, "ERROR"),
+        Verdict::Skipped => (s.dim, "SKIPPED"),
     }
 }

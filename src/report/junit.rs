@@ -39,6 +39,11 @@ pub fn render(report: &RunReport) -> Result<String, ReportError> {
                 s.set_description(text);
                 s
             }
+            Verdict::Skipped => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(r.error.clone().unwrap_or_default());
+                s
+            }
             Verdict::Error => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
                 s.set_message(r.error.clone().unwrap_or_default());

@@ -4,4 +4,6 @@
 //! boundaries of what they carry.
 
 pub mod frame;
+pub mod log;
 pub mod message;
+pub mod recorder;

@@ -6,3 +6,4 @@ mod runner;
 mod services;
 mod support;
 mod transport;
+mod wire;
