@@ -36,18 +36,26 @@ pub struct RequestBody<B> {
     messages: MessageReader,
     /// Longer messages are refused before tonic reads them.
     max_message_size: usize,
+    /// The method takes exactly one request message (unary, server
+    /// streaming): zero or two are a cardinality violation.
+    single: bool,
+    /// Request messages whose prefix arrived.
+    seen: u32,
     /// A message was refused: the body reads as ended after the error.
     refused: bool,
 }
 
 impl<B> RequestBody<B> {
-    /// Wraps `inner` for the call `ctx`.
-    pub fn new(inner: B, ctx: CallCtx, max_message_size: usize) -> Self {
+    /// Wraps `inner` for the call `ctx`; `single` when the method takes
+    /// exactly one request message.
+    pub fn new(inner: B, ctx: CallCtx, max_message_size: usize, single: bool) -> Self {
         RequestBody {
             inner,
             ctx,
             messages: MessageReader::new(),
             max_message_size,
+            single,
+            seen: 0,
             refused: false,
         }
     }
@@ -73,19 +81,26 @@ where
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     let max = this.max_message_size;
+                    let (single, seen) = (this.single, &mut this.seen);
                     let checked = this.messages.feed(data, |prefix| {
-                        if prefix.length as usize > max {
-                            Err(prefix.length)
+                        *seen += 1;
+                        if single && *seen > 1 {
+                            // tonic would drop the extra message and answer OK.
+                            Err(Status::unimplemented(
+                                "request cardinality violation: this method takes one request message, got more",
+                            ))
+                        } else if prefix.length as usize > max {
+                            // tonic would say OUT_OF_RANGE; the spec says RESOURCE_EXHAUSTED.
+                            Err(Status::resource_exhausted(format!(
+                                "request message of {} bytes is larger than the limit of {max} bytes",
+                                prefix.length
+                            )))
                         } else {
                             Ok(())
                         }
                     });
-                    if let Err(length) = checked {
-                        // tonic would say OUT_OF_RANGE; the spec says RESOURCE_EXHAUSTED.
+                    if let Err(status) = checked {
                         this.refused = true;
-                        let status = Status::resource_exhausted(format!(
-                            "request message of {length} bytes is larger than the limit of {max} bytes"
-                        ));
                         return Poll::Ready(Some(Err(Box::new(status))));
                     }
                 }
@@ -102,12 +117,21 @@ where
                     Status::unavailable(format!("the client reset the stream or went away: {e}"));
                 Poll::Ready(Some(Err(Box::new(status))))
             }
+            None if this.single && this.seen == 0 => {
+                // tonic would say INTERNAL "Missing request message".
+                this.refused = true;
+                let status = Status::unimplemented(
+                    "request cardinality violation: this method takes one request message, got none",
+                );
+                Poll::Ready(Some(Err(Box::new(status))))
+            }
             None => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.refused || self.inner.is_end_stream()
+        // An empty unary request still has its violation to report.
+        self.refused || (self.inner.is_end_stream() && !(self.single && self.seen == 0))
     }
 
     fn size_hint(&self) -> SizeHint {

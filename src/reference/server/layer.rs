@@ -11,11 +11,11 @@ use crate::reference::call::{CallOpening, CALL_ID_HEADER};
 use crate::reference::{CallCtx, CallRegistry, Encoding, ReferenceConfig};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::Duration,
 };
@@ -118,15 +118,21 @@ where
             initial: parts.headers.get(ECHO_INITIAL).cloned(),
             trailing: parts.headers.get(super::body::ECHO_TRAILING).cloned(),
         };
+        if let Some(content_type) = non_grpc_content_type(&parts.headers) {
+            // PROTOCOL-HTTP2.md: a server SHOULD answer 415, so that a non-gRPC
+            // client does not read the error as a success; grpc-status as grpc-go.
+            let status = Status::internal(format!(
+                "invalid gRPC request content-type {content_type:?}"
+            ));
+            let mut response = trailers_only(status, &echo);
+            *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return CallFuture::answered(response, Code::Internal, ctx, echo);
+        }
         let deadline = match timeout {
             Some(Err(malformed)) => {
                 let status = Status::internal(malformed.to_string());
-                ctx.finish(Outcome::Completed, Code::Internal as u32);
-                return CallFuture {
-                    state: State::Answered(Some(trailers_only(status, &echo))),
-                    ctx,
-                    echo,
-                };
+                let response = trailers_only(status, &echo);
+                return CallFuture::answered(response, Code::Internal, ctx, echo);
             }
             Some(Ok(t)) if t <= MAX_ENFORCED_DEADLINE => {
                 Some(Box::pin(tokio::time::sleep_until(Instant::now() + t)))
@@ -135,7 +141,12 @@ where
         };
         choose_response_encoding(&mut parts.headers, &self.layer.config.encodings);
         parts.extensions.insert(ctx.clone());
-        let body = RequestBody::new(body, ctx.clone(), self.layer.config.max_message_size);
+        let body = RequestBody::new(
+            body,
+            ctx.clone(),
+            self.layer.config.max_message_size,
+            takes_one_request(parts.uri.path()),
+        );
         let inner = self.inner.call(Request::from_parts(parts, body));
         CallFuture {
             state: State::Waiting {
@@ -228,6 +239,16 @@ where
 }
 
 impl<F> CallFuture<F> {
+    /// A call the layer answers itself, without the handler.
+    fn answered(response: Response<()>, code: Code, ctx: CallCtx, echo: Echo) -> Self {
+        ctx.finish(Outcome::Completed, code as u32);
+        CallFuture {
+            state: State::Answered(Some(response)),
+            ctx,
+            echo,
+        }
+    }
+
     /// Adds the echo headers and hands the body over to [`ResponseBody`].
     fn wrap<RB>(
         &self,
@@ -268,6 +289,46 @@ fn trailers_only(status: Status, echo: &Echo) -> Response<()> {
     }
     add_echo_trailing(response.headers_mut(), &echo.trailing);
     response
+}
+
+/// The request's content-type when it is not gRPC's (`application/grpc`,
+/// optionally followed by `+format` or `;params`); "" when absent.
+fn non_grpc_content_type(headers: &HeaderMap) -> Option<String> {
+    let content_type = header_string(headers, "content-type").unwrap_or_default();
+    let rest = content_type.strip_prefix("application/grpc");
+    match rest {
+        Some(rest) if rest.is_empty() || rest.starts_with(['+', ';']) => None,
+        _ => Some(content_type),
+    }
+}
+
+/// Whether `path` names a method that takes exactly one request message
+/// (unary or server streaming), among the contract's and the health service's.
+fn takes_one_request(path: &str) -> bool {
+    static PATHS: OnceLock<HashSet<String>> = OnceLock::new();
+    PATHS
+        .get_or_init(|| {
+            let sets = [
+                crate::proto::CONTRACT_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ];
+            sets.into_iter()
+                .flat_map(|set| {
+                    let pool = prost_reflect::DescriptorPool::decode(set)
+                        .expect("descriptor sets built into the binary decode");
+                    pool.services()
+                        .flat_map(|service| {
+                            service
+                                .methods()
+                                .filter(|method| !method.is_client_streaming())
+                                .map(|method| format!("/{}/{}", service.full_name(), method.name()))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .contains(path)
 }
 
 /// The value of header `name` as text, when present.
