@@ -64,6 +64,8 @@ pub async fn observe(
             reason: if message.is_empty() || code == "UNIMPLEMENTED" {
                 code.clone()
             } else {
+                // A NOT_FOUND names the call id, which is new on every run.
+                let message = message.replace(ctx.call_id, "<call-id>");
                 format!("{code}: {message}")
             },
         },

@@ -211,6 +211,37 @@ async fn a_target_without_the_observer_is_not_observable_not_failing() {
     server.abort();
 }
 
+#[tokio::test]
+async fn an_observer_not_found_naming_the_call_id_gives_the_same_transcript_every_run() {
+    // The reference's routes without the per-call layer: the Observer knows
+    // no call and its NOT_FOUND names the per-run x-conform-call-id.
+    use grpc_conform::reference::{services, CallRegistry, ReferenceConfig};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = services::routes(&ReferenceConfig::default(), CallRegistry::default());
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let mut texts = Vec::new();
+    for _ in 0..2 {
+        let events = converse(&connector(addr), &unary_fixture(3_000, true))
+            .await
+            .unwrap();
+        texts.push(transcript::render(&events));
+    }
+    assert!(
+        texts[0].contains("observer: not observable (NOT_FOUND: ")
+            && texts[0].contains("<call-id>"),
+        "{}",
+        texts[0]
+    );
+    assert!(!texts[0].contains("gc-"), "{}", texts[0]);
+    assert_eq!(texts[0], texts[1]);
+    server.abort();
+}
+
 /// The reference's services behind tonic's TLS server (no per-call layer, so
 /// the Observer knows no call), with the test certificate for `localhost`.
 async fn tls_target() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
