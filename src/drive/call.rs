@@ -291,27 +291,12 @@ impl ActiveCall {
                     && (n.starts_with("x-") || self.shown.contains(n) || SHOWN_HEADERS.contains(&n))
                     && pass(n)
             })
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    shown_value(n.as_str(), v.as_bytes()),
-                )
+            .filter_map(|(n, v)| {
+                let value = crate::transcript::response_field(n.as_str(), v.as_bytes())?;
+                Some((n.as_str().to_string(), value))
             })
             .collect();
         out.sort();
         out
-    }
-}
-
-/// A header value as shown: lossy UTF-8, and for lists whose order the spec
-/// leaves free (`grpc-accept-encoding`) the items sorted.
-pub(crate) fn shown_value(name: &str, value: &[u8]) -> String {
-    let text = String::from_utf8_lossy(value).into_owned();
-    if name == "grpc-accept-encoding" {
-        let mut items: Vec<&str> = text.split(',').map(str::trim).collect();
-        items.sort_unstable();
-        items.join(",")
-    } else {
-        text
     }
 }

@@ -25,19 +25,16 @@ fn shown(name: &str) -> bool {
     ) || name.starts_with("x-")
 }
 
-/// Shown fields, sorted; `grpc-accept-encoding` lists sorted too.
+/// Shown fields, sorted, normalised as every transcript's.
 fn filter(fields: &[(String, String)]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = fields
         .iter()
         .filter(|(n, _)| shown(n))
-        .map(|(n, v)| {
-            if n == "grpc-accept-encoding" {
-                let mut list: Vec<&str> = v.split(',').map(str::trim).collect();
-                list.sort_unstable();
-                (n.clone(), list.join(","))
-            } else {
-                (n.clone(), v.clone())
-            }
+        .filter_map(|(n, v)| {
+            Some((
+                n.clone(),
+                crate::transcript::response_field(n, v.as_bytes())?,
+            ))
         })
         .collect();
     out.sort();

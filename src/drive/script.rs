@@ -3,8 +3,8 @@
 //! event.
 
 use super::{
-    call, call::ActiveCall, call::Read, codec, observer, open_call, Conn, Connector, DriveOptions,
-    Stop, OBSERVE_WAIT_MS,
+    call::ActiveCall, call::Read, codec, observer, open_call, Conn, Connector, DriveOptions, Stop,
+    OBSERVE_WAIT_MS,
 };
 use crate::{
     message,
@@ -357,7 +357,7 @@ fn check_fields(
     for (name, want) in expected {
         let got = map
             .and_then(|m| m.get(name.as_str()))
-            .map(|v| call::shown_value(name, v.as_bytes()));
+            .and_then(|v| crate::transcript::response_field(name, v.as_bytes()));
         let shown = got
             .as_deref()
             .map_or("<absent>".to_string(), |g| format!("{g:?}"));
