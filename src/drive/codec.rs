@@ -3,6 +3,7 @@
 //! tonic because fixtures set the compressed flag per message, send encodings
 //! the driver cannot produce, and must see each received flag.
 
+use crate::wire::message::{MessagePrefix, PREFIX_LEN};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::io::{Read, Write};
 
@@ -63,9 +64,12 @@ pub fn decompress(encoding: &str, data: &[u8]) -> Result<Vec<u8>, String> {
 
 /// One length-prefixed message: flag byte, big-endian length, payload.
 pub fn frame(compressed: bool, payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(5 + payload.len());
-    out.put_u8(u8::from(compressed));
-    out.put_u32(payload.len() as u32);
+    let prefix = MessagePrefix {
+        compressed: u8::from(compressed),
+        length: payload.len() as u32,
+    };
+    let mut out = BytesMut::with_capacity(PREFIX_LEN + payload.len());
+    out.put_slice(&prefix.encode());
     out.put_slice(payload);
     out.freeze()
 }
@@ -84,20 +88,20 @@ impl Deframer {
 
     /// The next complete message as (flag byte, payload), if one is buffered.
     pub fn next_message(&mut self) -> Result<Option<(u8, Bytes)>, String> {
-        if self.buf.len() < 5 {
+        let Some(head) = self.buf.first_chunk::<PREFIX_LEN>() else {
             return Ok(None);
-        }
-        let flag = self.buf[0];
-        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        };
+        let prefix = MessagePrefix::parse(*head);
+        let (flag, len) = (prefix.compressed, prefix.length as usize);
         if len > MAX_RECEIVED {
             return Err(format!(
                 "message length prefix {len} exceeds {MAX_RECEIVED}"
             ));
         }
-        if self.buf.len() < 5 + len {
+        if self.buf.len() < PREFIX_LEN + len {
             return Ok(None);
         }
-        self.buf.advance(5);
+        self.buf.advance(PREFIX_LEN);
         Ok(Some((flag, self.buf.split_to(len).freeze())))
     }
 

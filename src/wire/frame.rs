@@ -85,19 +85,25 @@ impl FrameHeader {
     }
 }
 
+/// One whole frame: header and payload.
+pub fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader {
+        length: payload.len() as u32,
+        kind,
+        flags,
+        stream_id,
+    };
+    let mut out = header.encode().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
 /// A whole GOAWAY frame: last stream id, error code and debug data.
 pub fn goaway(last_stream_id: u32, code: u32, debug: &[u8]) -> Vec<u8> {
-    let header = FrameHeader {
-        length: 8 + debug.len() as u32,
-        kind: kind::GOAWAY,
-        flags: 0,
-        stream_id: 0,
-    };
-    let mut frame = header.encode().to_vec();
-    frame.extend_from_slice(&(last_stream_id & 0x7fff_ffff).to_be_bytes());
-    frame.extend_from_slice(&code.to_be_bytes());
-    frame.extend_from_slice(debug);
-    frame
+    let mut payload = (last_stream_id & 0x7fff_ffff).to_be_bytes().to_vec();
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(debug);
+    frame(kind::GOAWAY, 0, 0, &payload)
 }
 
 /// Follows a byte stream frame by frame and reports each header as it

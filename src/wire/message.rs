@@ -14,6 +14,22 @@ pub struct MessagePrefix {
     pub length: u32,
 }
 
+impl MessagePrefix {
+    /// Reads a prefix from its 5 bytes.
+    pub fn parse(bytes: [u8; PREFIX_LEN]) -> MessagePrefix {
+        MessagePrefix {
+            compressed: bytes[0],
+            length: u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]),
+        }
+    }
+
+    /// The 5 bytes of this prefix.
+    pub fn encode(self) -> [u8; PREFIX_LEN] {
+        let [a, b, c, d] = self.length.to_be_bytes();
+        [self.compressed, a, b, c, d]
+    }
+}
+
 /// Follows a stream of length-prefixed messages and reports each prefix as it
 /// completes; message bytes are skipped, never buffered.
 #[derive(Clone, Debug, Default)]
@@ -57,11 +73,7 @@ impl MessageReader {
             bytes = &bytes[n..];
             if self.prefix_len == PREFIX_LEN {
                 self.prefix_len = 0;
-                let p = self.prefix;
-                let prefix = MessagePrefix {
-                    compressed: p[0],
-                    length: u32::from_be_bytes([p[1], p[2], p[3], p[4]]),
-                };
+                let prefix = MessagePrefix::parse(self.prefix);
                 self.body_left = u64::from(prefix.length);
                 on_prefix(prefix)?;
             }

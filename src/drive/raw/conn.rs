@@ -4,7 +4,7 @@
 
 use super::super::{connect::Io, Stop};
 use crate::wire::{
-    frame::{flag, kind, FrameHeader, CLIENT_PREFACE},
+    frame::{flag, frame, kind, CLIENT_PREFACE},
     log::{Body, Dir, Frame, END_HEADERS},
     recorder::FrameLog,
 };
@@ -40,19 +40,6 @@ impl Writer {
             .await
             .map_err(|_| Stop::Failed("connection lost while sending".into()))
     }
-}
-
-/// One frame's bytes.
-pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let header = FrameHeader {
-        length: payload.len() as u32,
-        kind,
-        flags,
-        stream_id: stream,
-    };
-    let mut out = header.encode().to_vec();
-    out.extend_from_slice(payload);
-    out
 }
 
 /// The raw connection and what the script has read of it.

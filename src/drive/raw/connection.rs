@@ -1,12 +1,12 @@
 //! The connection-level steps of a raw script: PINGs and their ACKs, a
 //! PING flood, GOAWAYs, the server's SETTINGS.
 
-use super::{check::ping_payload, conn::frame, Script, Stop};
+use super::{check::ping_payload, Script, Stop};
 use crate::{
     drive::facts,
     model::{AwaitGoawayStep, Event, PingFloodStep, PingStep},
     wire::{
-        frame::kind,
+        frame::{frame, kind},
         log::{setting_name, Body, Frame},
     },
 };

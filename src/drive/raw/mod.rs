@@ -23,12 +23,13 @@ use crate::{
     message,
     model::{Event, RawStep},
     wire::{
-        frame::{flag, kind},
+        frame::{flag, frame, kind},
         log::{Body, Frame},
+        message::MessagePrefix,
         recorder::FrameLog,
     },
 };
-use conn::{frame, RawConn, MAX_FRAME};
+use conn::{RawConn, MAX_FRAME};
 use prost_reflect::MethodDescriptor;
 use std::{collections::HashMap, time::Duration};
 use tokio::time::{sleep, timeout_at, Instant};
@@ -207,8 +208,11 @@ impl Script<'_> {
                 } else {
                     body
                 };
-                let mut msg = vec![m.flag];
-                msg.extend((body.len() as u32 + m.extra_length).to_be_bytes());
+                let prefix = MessagePrefix {
+                    compressed: m.flag,
+                    length: body.len() as u32 + m.extra_length,
+                };
+                let mut msg = prefix.encode().to_vec();
                 msg.extend(&body);
                 let per = m.frame_bytes.unwrap_or(MAX_FRAME).clamp(1, MAX_FRAME);
                 let chunks: Vec<&[u8]> = msg.chunks(per).collect();
@@ -247,8 +251,11 @@ impl Script<'_> {
                 let mut payload = Vec::new();
                 for json in &m.messages {
                     let body = self.encode(m.stream, json)?;
-                    payload.push(0);
-                    payload.extend((body.len() as u32).to_be_bytes());
+                    let prefix = MessagePrefix {
+                        compressed: 0,
+                        length: body.len() as u32,
+                    };
+                    payload.extend(prefix.encode());
                     payload.extend(body);
                 }
                 let es = if m.end_stream { flag::END_STREAM } else { 0 };
