@@ -180,7 +180,7 @@ pub fn check_fields(
                 .map_or("<absent>".to_string(), |g| format!("{g:?}"));
             let (ok, what) = match want {
                 None => (true, format!("{kind} {name}: {shown}")),
-                Some(w) if got.as_deref() == Some(w.as_str()) => {
+                Some(w) if got == normalise::response_field(name, w.as_bytes()) => {
                     (true, format!("{kind} {name} = {w:?}"))
                 }
                 Some(w) => (false, format!("{kind} {name} = {w:?}, got {shown}")),

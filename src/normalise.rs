@@ -25,9 +25,15 @@ use std::collections::BTreeMap;
 /// - `grpc-accept-encoding`: the list sorted (its order is free);
 /// - `content-type: application/grpc+proto` is `application/grpc` (proto is
 ///   the default format, PROTOCOL-HTTP2.md);
-/// - `grpc-encoding: identity` is no encoding (compression.md).
+/// - `grpc-encoding: identity` is no encoding (compression.md);
+/// - a `-bin` value is its bytes: padded or unpadded base64 read alike
+///   (PROTOCOL-HTTP2.md: implementations SHOULD emit unpadded, MUST accept
+///   both), each value of a comma-joined list on its own.
 pub fn response_field(name: &str, value: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(value).into_owned();
+    if name.ends_with("-bin") {
+        return Some(binary_value(&text));
+    }
     match name {
         "grpc-accept-encoding" => {
             let mut items: Vec<&str> = text.split(',').map(str::trim).collect();
@@ -38,6 +44,28 @@ pub fn response_field(name: &str, value: &[u8]) -> Option<String> {
         "grpc-encoding" if text == "identity" => None,
         _ => Some(text),
     }
+}
+
+/// A `-bin` header value as padded base64 of its bytes, each comma-joined
+/// value on its own; a value that is not base64 is shown as it came.
+fn binary_value(text: &str) -> String {
+    use base64::{
+        alphabet::STANDARD,
+        engine::{general_purpose::PAD, DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+        Engine,
+    };
+    let lenient = GeneralPurpose::new(
+        &STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let canonical = GeneralPurpose::new(&STANDARD, PAD);
+    text.split(',')
+        .map(|v| match lenient.decode(v.trim()) {
+            Ok(bytes) => canonical.encode(bytes),
+            Err(_) => v.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The response fields a wire transcript shows (transport fields that carry
@@ -188,6 +216,10 @@ mod tests {
             response_field("grpc-accept-encoding", b"zstd, gzip,identity").as_deref(),
             Some("gzip,identity,zstd")
         );
+        let bin = |v: &str| response_field("x-a-bin", v.as_bytes());
+        assert_eq!(bin("AAEC/w"), bin("AAEC/w=="));
+        assert_eq!(bin("AAE=,Av8").as_deref(), Some("AAE=,Av8="));
+        assert_eq!(bin("not base64!").as_deref(), Some("not base64!"));
     }
 
     #[test]
