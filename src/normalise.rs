@@ -3,11 +3,13 @@
 //! the same text, and a diff is a real difference.
 //!
 //! - [`response_field`]: header spellings the spec makes equivalent;
-//! - [`shown_fields`]: which response fields a wire transcript shows, sorted;
+//! - [`shown_call_field`], [`shown_fields`]: which response fields a call's
+//!   and a wire transcript show;
 //! - [`volatile_fields`]: message fields a fixture marks volatile;
 //! - [`call_id`]: the per-run call id in server messages;
 //! - [`observer_facts`]: the Observer's record at a grain a conforming server
 //!   cannot vary;
+//! - [`scaled_metadata`]: contract times scaled on the wire, shown as written;
 //! - [`snapshot_text`]: line endings and trailing whitespace, as insta;
 //! - [`without_server_view`]: a transcript with the Observer's lines left out,
 //!   for a target without the Observer.
@@ -66,6 +68,20 @@ fn binary_value(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Response fields a call's transcript always shows; others only when a
+/// step names them, or when they are `x-` metadata.
+pub const TRANSPORT_FIELDS: [&str; 2] = ["content-type", "grpc-encoding"];
+
+/// Whether a call's transcript shows response field `name`: custom `x-`
+/// metadata (what fixtures are about), the fields a step names, and
+/// [`TRANSPORT_FIELDS`]; `grpc-status` and `grpc-message` are shown as the
+/// status line instead.
+pub fn shown_call_field(name: &str, named: &std::collections::BTreeSet<String>) -> bool {
+    name != "grpc-status"
+        && name != "grpc-message"
+        && (name.starts_with("x-") || named.contains(name) || TRANSPORT_FIELDS.contains(&name))
 }
 
 /// The response fields a wire transcript shows (transport fields that carry
@@ -177,6 +193,17 @@ pub fn observer_facts(r: &CallRecord, ctx: &ObserveContext<'_>) -> Vec<(String, 
     metadata.sort();
     out.extend(metadata);
     out
+}
+
+/// The value to send for metadata `name` as the fixture `written` it: a
+/// contract time (`x-conform-*-ms`) is scaled by `--time-scale`, so a slow
+/// machine gets longer pauses while transcripts keep showing what the
+/// fixture wrote.
+pub fn scaled_metadata(name: &str, written: &str, scale: impl Fn(u64) -> u64) -> String {
+    match written.parse::<u64>() {
+        Ok(ms) if name.starts_with("x-conform-") && name.ends_with("-ms") => scale(ms).to_string(),
+        _ => written.to_string(),
+    }
 }
 
 /// Snapshot text as compared: CRLF as LF, trailing whitespace trimmed.

@@ -164,13 +164,8 @@ impl CallRun<'_> {
         let mut shown = Vec::new();
         let mut sent_metadata = BTreeMap::new();
         for (name, written) in &self.call.metadata {
-            let value = match (
-                name.starts_with("x-conform-") && name.ends_with("-ms"),
-                written.parse::<u64>(),
-            ) {
-                (true, Ok(ms)) => self.options.scale(ms).to_string(),
-                _ => written.clone(),
-            };
+            let value =
+                crate::normalise::scaled_metadata(name, written, |ms| self.options.scale(ms));
             sent_metadata.insert(name.clone(), (value.clone(), written.clone()));
             shown.push((name.clone(), written.clone()));
             send.push((name.clone(), value));
