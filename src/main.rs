@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("grpc-conform: {e}");
+            cli::out::note(&format!("grpc-conform: {e}"));
             ExitCode::from(e.exit_code())
         }
     }

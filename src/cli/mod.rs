@@ -5,6 +5,7 @@
 //! Exit codes: 0 all fixtures passed, 1 a fixture failed (or a known-failing
 //! entry is stale), 2 usage or fixture error, 3 target unreachable.
 
+pub mod out;
 pub mod run;
 pub mod serve;
 pub mod snapshots;

@@ -13,11 +13,7 @@ use crate::{
 };
 use clap::Args;
 use http::{HeaderName, HeaderValue};
-use std::{
-    io::{IsTerminal, Write},
-    path::PathBuf,
-    time::Duration,
-};
+use std::{io::IsTerminal, path::PathBuf, time::Duration};
 
 /// How long the target gets to accept a TCP connection before the run
 /// gives up with exit code 3.
@@ -249,7 +245,7 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
     };
     let report = run::run(config, &label, |r, done, total| {
         if show_progress {
-            eprintln!("{}", report::human::progress_line(r, done, total, true));
+            super::out::note(&report::human::progress_line(r, done, total, true));
         }
     })
     .await;
@@ -257,7 +253,10 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
     if args.trace {
         for r in &report.results {
             if let Some(trace) = &r.trace {
-                eprintln!("frames of {} (→ sent, ← received):\n{trace}", r.name);
+                super::out::note(&format!(
+                    "frames of {} (→ sent, ← received):\n{trace}",
+                    r.name
+                ));
             }
         }
     }
@@ -283,9 +282,7 @@ fn emit(args: &RunArgs, text: &str) -> Result<(), CliError> {
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display()))),
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|e| CliError::Other(format!("cannot write the report: {e}"))),
+        None => super::out::print(text),
     }
 }
 

@@ -2,6 +2,8 @@
 //! snapshot writing and review. Every run uses the embedded reference server
 //! on 127.0.0.1 unless a test says otherwise.
 
+mod snapshots;
+
 use assert_cmd::Command;
 use std::{fs, path::Path, time::Duration};
 
@@ -200,7 +202,7 @@ fn mismatch_writes_snap_new_and_never_touches_the_accepted_snap() {
         .args(["snapshots", "pending", "--snapshots"])
         .arg(snaps.path())
         .assert()
-        .code(0)
+        .code(1)
         .stdout(predicates::str::contains("local/hello"));
     conform()
         .args(["snapshots", "accept", "--snapshots"])
