@@ -239,18 +239,25 @@ fn init(d: &DirArg) -> Result<u8, CliError> {
     if lock.exists() {
         return Ok(0);
     }
-    let resolved = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
-        .arg("generate-lockfile")
-        .arg("--manifest-path")
-        .arg(d.snapshots.join("Cargo.toml"))
-        .status();
-    match resolved {
+    // Online first (what a user expects), then from cargo's local cache.
+    let cargo = std::env::var_os("CARGO").unwrap_or("cargo".into());
+    let resolve = |offline: bool| {
+        let mut cmd = std::process::Command::new(&cargo);
+        cmd.arg("generate-lockfile")
+            .arg("--manifest-path")
+            .arg(d.snapshots.join("Cargo.toml"));
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.status()
+    };
+    match resolve(false).and_then(|s| if s.success() { Ok(s) } else { resolve(true) }) {
         Ok(status) if status.success() => out::line(&format!("wrote {}", lock.display()))?,
         Ok(status) => out::note(&format!(
-            "`cargo generate-lockfile` failed ({status}): cargo-insta will resolve it on its first run"
+            "`cargo generate-lockfile` failed ({status}): cargo-insta will write Cargo.lock on its first run"
         )),
         Err(e) => out::note(&format!(
-            "cargo not found ({e}): `cargo insta review` needs cargo anyway"
+            "cannot run cargo ({e}); `cargo insta review` needs it anyway"
         )),
     }
     Ok(0)

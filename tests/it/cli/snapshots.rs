@@ -7,7 +7,7 @@ use std::{fs, io::BufRead, path::Path};
 
 /// A fixtures dir holding the corpus's say-hello under its own name, with
 /// a different name sent, so its transcript differs from the golden one.
-fn fixtures_differing_from_golden() -> tempfile::TempDir {
+pub(super) fn fixtures_differing_from_golden() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("greeter/unary/say-hello.json");
     fs::create_dir_all(file.parent().unwrap()).unwrap();
