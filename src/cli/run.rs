@@ -79,7 +79,8 @@ pub struct RunArgs {
     /// Import path for --proto files (their own directory is always one); repeatable.
     #[arg(long = "proto-path", value_name = "DIR")]
     pub proto_paths: Vec<PathBuf>,
-    /// Add the target's own types through server reflection (v1, plain TCP only).
+    /// Add the target's own types through server reflection (v1, falling back
+    /// to v1alpha; over TLS too).
     #[arg(long)]
     pub reflect: bool,
     /// The target's accepted snapshots (they override the golden ones);
@@ -205,10 +206,16 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
     if args.reflect {
-        descriptors
-            .add_reflected(&address, Duration::from_secs(10))
+        let reflected = descriptors
+            .add_reflected(&connector, Duration::from_secs(10))
             .await
             .map_err(|e| CliError::Fixture(e.to_string()))?;
+        super::out::note(&format!(
+            "reflection {} on {}: {}",
+            reflected.version,
+            connector.address(),
+            reflected.services.join(", ")
+        ));
     }
     if args.reflect {
         validate_all(&selected, &descriptors)?;

@@ -3,6 +3,7 @@
 //! on 127.0.0.1 unless a test says otherwise.
 
 mod insta_review;
+mod reflect;
 mod snapshots;
 
 use assert_cmd::Command;
@@ -313,7 +314,8 @@ fn reflection_and_proto_files_add_to_the_contract() {
     conform()
         .args(["--reflect", "--filter", "greeter/unary"])
         .assert()
-        .code(0);
+        .code(0)
+        .stderr(predicates::str::contains("reflection v1 on 127.0.0.1:"));
     let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/greeter.proto");
     conform()
         .arg("--proto")
