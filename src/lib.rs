@@ -17,5 +17,6 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod snapshot;
+pub mod tls;
 pub mod transcript;
 pub mod wire;

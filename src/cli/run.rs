@@ -63,6 +63,13 @@ pub struct RunArgs {
     /// Name to verify the server certificate against (implies --tls); default: the target host.
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<String>,
+    /// PEM certificate chain presented to a target that asks for client
+    /// certificates (mTLS; implies --tls; needs --client-key).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -191,11 +198,16 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
             (Some(server), address)
         }
     };
-    let tls =
-        (args.tls || args.ca_cert.is_some() || args.server_name.is_some()).then(|| TlsOptions {
-            ca_cert: args.ca_cert.clone(),
-            server_name: args.server_name.clone(),
-        });
+    let client_identity = args.client_cert.clone().zip(args.client_key.clone());
+    let tls = (args.tls
+        || args.ca_cert.is_some()
+        || args.server_name.is_some()
+        || client_identity.is_some())
+    .then(|| TlsOptions {
+        ca_cert: args.ca_cert.clone(),
+        server_name: args.server_name.clone(),
+        client_identity,
+    });
     let connector = Connector::new(Target {
         address: address.clone(),
         tls,

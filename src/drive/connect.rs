@@ -35,6 +35,9 @@ pub struct TlsOptions {
     pub ca_cert: Option<PathBuf>,
     /// Name to verify the certificate against (SNI); the target's host when absent.
     pub server_name: Option<String>,
+    /// PEM certificate chain and private key presented to a target that asks
+    /// for client certificates (mTLS); none when absent.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// Opens connections to one target; cheap to share between conversations.
@@ -172,39 +175,37 @@ fn tls_connector(
     address: &str,
     options: &TlsOptions,
 ) -> Result<(TlsConnector, ServerName<'static>), DriveError> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match &options.ca_cert {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    DriveError::Tls(format!("cannot read --ca-cert {}: {e}", path.display()))
-                })?;
-            if certs.is_empty() {
-                return Err(DriveError::Tls(format!(
-                    "no certificate in --ca-cert {}",
-                    path.display()
-                )));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| {
-                    DriveError::Tls(format!("bad certificate in {}: {e}", path.display()))
-                })?;
-            }
-        }
+    let tls_err = |e: crate::tls::TlsError| DriveError::Tls(e.to_string());
+    let roots = match &options.ca_cert {
+        Some(path) => crate::tls::roots("--ca-cert", path).map_err(tls_err)?,
         None => {
+            let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(cert);
             }
+            roots
         }
-    }
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| DriveError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match &options.client_identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                crate::tls::certificates("--client-cert", cert).map_err(tls_err)?,
+                crate::tls::private_key("--client-key", key).map_err(tls_err)?,
+            )
+            .map_err(|e| {
+                DriveError::Tls(format!(
+                    "--client-cert {} with --client-key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?,
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
     let host = match &options.server_name {
         Some(name) => name.clone(),

@@ -5,6 +5,7 @@
 mod insta_review;
 mod reflect;
 mod snapshots;
+mod tls;
 
 use assert_cmd::Command;
 use std::{fs, path::Path, time::Duration};
@@ -17,6 +18,20 @@ fn conform() -> Command {
         .env("NO_COLOR", "1")
         .timeout(Duration::from_secs(60));
     cmd
+}
+
+/// The first line `child` prints on its piped stdout, waiting at most
+/// `within` (a server's readiness line).
+fn first_line_within(child: &mut std::process::Child, within: Duration) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(within).unwrap_or_default()
 }
 
 /// A run of the fixtures in `fixtures` with accepted snapshots in `snaps`.

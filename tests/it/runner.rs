@@ -272,6 +272,7 @@ async fn tls_with_a_ca_file_and_server_name_reaches_the_target() {
             tls: Some(drive::TlsOptions {
                 ca_cert: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(ca)),
                 server_name: Some("localhost".into()),
+                client_identity: None,
             }),
         })
     };

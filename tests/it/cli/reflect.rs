@@ -3,12 +3,10 @@
 //! server (`interop/python/build`, which .ci/run runs before the tests);
 //! without it these tests say so and check nothing.
 
-use super::conform;
+use super::{conform, first_line_within};
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
     time::Duration,
 };
 
@@ -55,19 +53,11 @@ pub(super) fn python_peer(args: &[&str]) -> Option<PythonPeer> {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the Python peer starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(20));
+    let line = first_line_within(&mut child, Duration::from_secs(20));
     let peer = PythonPeer {
         child,
         address: format!("127.0.0.1:{port}"),
     };
-    let line = line.expect("the Python peer is ready within 20 s");
     assert!(line.starts_with("listening on"), "{line}");
     Some(peer)
 }
