@@ -5,6 +5,7 @@
 //! Exit codes: 0 all fixtures passed, 1 a fixture failed (or a known-failing
 //! entry is stale), 2 usage or fixture error, 3 target unreachable.
 
+pub mod install;
 pub mod out;
 pub mod run;
 pub mod serve;
@@ -36,6 +37,12 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Review, accept or reject a target's snapshots; regenerate the golden ones.
     Snapshots(snapshots::SnapshotsArgs),
+    /// Print the shell completion script for SHELL (e.g. `grpc-conform
+    /// completions bash > /etc/bash_completion.d/grpc-conform`).
+    Completions(install::CompletionsArgs),
+    /// Print the man page (roff; `grpc-conform man > grpc-conform.1`), or
+    /// write a page per subcommand with --dir.
+    Man(install::ManArgs),
 }
 
 /// Runs what the command line asks: the exit code of a job that ran to its
@@ -47,6 +54,8 @@ pub async fn execute(cli: Cli) -> Result<u8, run::CliError> {
             .map(|()| 0)
             .map_err(|e| run::CliError::Other(format!("serve: {e}"))),
         Some(Command::Snapshots(args)) => snapshots::execute(args).await,
+        Some(Command::Completions(args)) => install::completions(&args),
+        Some(Command::Man(args)) => install::man(&args),
         None => run::execute(cli.run).await,
     }
 }

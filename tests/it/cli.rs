@@ -3,6 +3,7 @@
 //! on 127.0.0.1 unless a test says otherwise.
 
 mod insta_review;
+mod install;
 mod reflect;
 mod snapshots;
 mod tls;
