@@ -130,6 +130,18 @@ impl Descriptors {
             .find(|m| m.name() == method)
     }
 
+    /// Every method's gRPC path, `/package.Service/Method`.
+    pub fn method_paths(&self) -> Vec<String> {
+        self.pool
+            .services()
+            .flat_map(|s| {
+                s.methods()
+                    .map(|m| format!("/{}/{}", s.full_name(), m.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// The pool, for message lookups.
     pub fn pool(&self) -> &DescriptorPool {
         &self.pool

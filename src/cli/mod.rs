@@ -5,6 +5,7 @@
 //! Exit codes: 0 all fixtures passed, 1 a fixture failed (or a known-failing
 //! entry is stale), 2 usage or fixture error, 3 target unreachable.
 
+pub mod check;
 pub mod install;
 pub mod out;
 pub mod run;
@@ -37,6 +38,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Review, accept or reject a target's snapshots; regenerate the golden ones.
     Snapshots(snapshots::SnapshotsArgs),
+    /// Parse and validate every fixture (all problems, each with file, line,
+    /// column and field); sends nothing. Exit 0 when all are valid, 2 otherwise.
+    Check(check::CheckArgs),
     /// Print the shell completion script for SHELL (e.g. `grpc-conform
     /// completions bash > /etc/bash_completion.d/grpc-conform`).
     Completions(install::CompletionsArgs),
@@ -54,6 +58,7 @@ pub async fn execute(cli: Cli) -> Result<u8, run::CliError> {
             .map(|()| 0)
             .map_err(|e| run::CliError::Other(format!("serve: {e}"))),
         Some(Command::Snapshots(args)) => snapshots::execute(args).await,
+        Some(Command::Check(args)) => check::execute(&args),
         Some(Command::Completions(args)) => install::completions(&args),
         Some(Command::Man(args)) => install::man(&args),
         None => run::execute(cli.run).await,

@@ -143,12 +143,7 @@ pub fn load(args: &RunArgs) -> Result<(Vec<NamedFixture>, Descriptors), CliError
         None => fixture::load_embedded(),
     }
     .map_err(|e| CliError::Fixture(e.to_string()))?;
-    let mut descriptors = Descriptors::contract().map_err(|e| CliError::Fixture(e.to_string()))?;
-    for proto in &args.protos {
-        descriptors
-            .add_proto(proto, &args.proto_paths)
-            .map_err(|e| CliError::Fixture(e.to_string()))?;
-    }
+    let descriptors = super::check::descriptors(&args.protos, &args.proto_paths)?;
     Ok((fixtures, descriptors))
 }
 

@@ -2,6 +2,7 @@
 //! snapshot writing and review. Every run uses the embedded reference server
 //! on 127.0.0.1 unless a test says otherwise.
 
+mod check;
 mod insta_review;
 mod install;
 mod reflect;
