@@ -6,6 +6,8 @@
 //! entry is stale), 2 usage or fixture error, 3 target unreachable.
 
 pub mod check;
+pub mod color;
+pub mod config;
 pub mod install;
 pub mod out;
 pub mod run;

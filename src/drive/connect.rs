@@ -216,6 +216,33 @@ fn tls_connector(
     Ok((TlsConnector::from(Arc::new(config)), name))
 }
 
+/// Checks a `--target` value: `host:port` (or `[v6]:port`) with a port in
+/// 1..=65535 and no scheme; the reason when it is not, so a typo is a usage
+/// error rather than an unreachable target.
+pub fn check_address(address: &str) -> Result<(), String> {
+    if let Some((scheme, _)) = address.split_once("://") {
+        return Err(format!(
+            "`{address}`: give host:port without `{scheme}://` (use --tls for TLS)"
+        ));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(format!("`{address}`: no port; give host:port"));
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.is_empty()
+        || bare.contains(['/', ' '])
+        || (bare.contains(':') && !host.starts_with('['))
+    {
+        return Err(format!(
+            "`{address}`: bad host (write an IPv6 address in brackets: [::1]:50051)"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("`{address}`: the port must be 1 to 65535")),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// The host part of `host:port` (brackets of an IPv6 literal removed).
 fn host_of(address: &str) -> &str {
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
@@ -224,6 +251,29 @@ fn host_of(address: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_are_checked() {
+        for good in [
+            "localhost:50051",
+            "127.0.0.1:1",
+            "[::1]:443",
+            "api.example.com:65535",
+        ] {
+            assert!(super::check_address(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:8080",
+            "localhost",
+            "127.0.0.1:99999",
+            "127.0.0.1:0",
+            ":50051",
+            "::1:50051",
+            "host:port",
+        ] {
+            assert!(super::check_address(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn host_of_strips_port_and_brackets() {
         assert_eq!(super::host_of("example.com:443"), "example.com");
