@@ -160,6 +160,18 @@ pub fn read_embedded() -> Vec<FixtureText> {
         .collect()
 }
 
+/// The text a fixture was parsed from: the embedded corpus's, or its file's
+/// as it is now; `None` when that cannot be read.
+pub fn text_of(named: &NamedFixture) -> Option<String> {
+    match embedded::FIXTURES
+        .iter()
+        .find(|(name, _)| *name == named.name && named.source == format!("fixtures/{name}.json"))
+    {
+        Some((_, text)) => Some(text.to_string()),
+        None => std::fs::read_to_string(&named.source).ok(),
+    }
+}
+
 /// Parses and validates every fixture, going on after a bad one: the good
 /// fixtures, and every problem with its file, line, column and field.
 pub fn check_all(

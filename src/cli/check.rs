@@ -4,7 +4,10 @@
 //! known name. Nothing is sent.
 
 use super::{out, run::CliError};
-use crate::{descriptors::Descriptors, fixture};
+use crate::{
+    fixture,
+    session::{self, SessionError},
+};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -22,23 +25,12 @@ pub struct CheckArgs {
     pub proto_paths: Vec<PathBuf>,
 }
 
-/// The contract's descriptors and those of the `--proto` files.
-pub fn descriptors(protos: &[PathBuf], proto_paths: &[PathBuf]) -> Result<Descriptors, CliError> {
-    let mut descriptors = Descriptors::contract().map_err(|e| CliError::Fixture(e.to_string()))?;
-    for proto in protos {
-        descriptors
-            .add_proto(proto, proto_paths)
-            .map_err(|e| CliError::Fixture(e.to_string()))?;
-    }
-    Ok(descriptors)
-}
-
 /// Checks every fixture; 0 when all are valid, 2 otherwise (each problem on
 /// standard error, a summary on standard output).
 pub fn execute(args: &CheckArgs) -> Result<u8, CliError> {
-    let descriptors = descriptors(&args.protos, &args.proto_paths)?;
+    let descriptors = session::descriptors(&args.protos, &args.proto_paths)?;
     let texts = match &args.fixtures {
-        Some(dir) => fixture::read_dir(dir).map_err(|e| CliError::Fixture(e.to_string()))?,
+        Some(dir) => fixture::read_dir(dir).map_err(SessionError::from)?,
         None => fixture::read_embedded(),
     };
     let total = texts.len();

@@ -25,7 +25,8 @@
 //! client_key = "certs/client.key"
 //! ```
 
-use super::run::CliError;
+use super::run::{CliError, RunArgs};
+use clap::{parser::ValueSource, ArgMatches};
 use serde::Deserialize;
 use std::{
     collections::BTreeMap,
@@ -144,6 +145,75 @@ impl ConfigFile {
             })
             .collect()
     }
+}
+
+/// Completes `args` from the config file (`--config FILE`, else
+/// ./grpc-conform.toml when present): a value given on the command line
+/// wins; headers from both are sent, the command line's winning per name.
+pub fn apply(args: &mut RunArgs, matches: &ArgMatches) -> Result<(), CliError> {
+    let Some((path, file)) = ConfigFile::find(args.config.as_deref())? else {
+        return Ok(());
+    };
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    fn fill<T>(slot: &mut Option<T>, value: Option<T>) {
+        if slot.is_none() {
+            *slot = value;
+        }
+    }
+    fill(&mut args.target, file.target.clone());
+    fill(&mut args.snapshots, file.snapshots.clone());
+    fill(&mut args.fixtures, file.fixtures.clone());
+    fill(&mut args.known_failing, file.known_failing.clone());
+    fill(&mut args.known_flaky, file.known_flaky.clone());
+    if !given("protos") {
+        args.protos = file.proto.clone();
+    }
+    if !given("proto_paths") {
+        args.proto_paths = file.proto_path.clone();
+    }
+    if !given("filter") {
+        args.filter = file.filter.clone();
+    }
+    if !given("skip") {
+        args.skip = file.skip.clone();
+    }
+    if let (false, Some(scale)) = (given("time_scale"), file.time_scale) {
+        args.time_scale = scale;
+    }
+    if let (false, Some(jobs)) = (given("jobs"), file.jobs) {
+        if jobs == 0 {
+            return Err(CliError::Usage(format!(
+                "{}: jobs must be at least 1",
+                path.display()
+            )));
+        }
+        args.jobs = jobs;
+    }
+    let flagged: Vec<String> = args
+        .headers
+        .iter()
+        .filter_map(|h| h.split_once(':').map(|(n, _)| n.trim().to_lowercase()))
+        .collect();
+    let mut headers: Vec<String> = file
+        .header_flags(&path)?
+        .into_iter()
+        .filter(|h| {
+            h.split_once(':')
+                .is_some_and(|(n, _)| !flagged.contains(&n.to_lowercase()))
+        })
+        .collect();
+    headers.append(&mut args.headers);
+    args.headers = headers;
+    if let Some(tls) = file.tls {
+        args.tls = true;
+        fill(&mut args.ca_cert, tls.ca_cert);
+        fill(&mut args.server_name, tls.server_name);
+        if args.client_cert.is_none() && args.client_key.is_none() {
+            args.client_cert = tls.client_cert;
+            args.client_key = tls.client_key;
+        }
+    }
+    Ok(())
 }
 
 /// `${VAR}` replaced by the environment variable VAR; the name of the first

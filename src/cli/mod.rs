@@ -9,6 +9,7 @@ pub mod check;
 pub mod color;
 pub mod config;
 pub mod install;
+pub mod list;
 pub mod out;
 pub mod run;
 pub mod serve;
@@ -53,7 +54,7 @@ pub enum Command {
 
 /// Runs what the command line asks: the exit code of a job that ran to its
 /// end, or the error that stopped it (which knows its own exit code).
-pub async fn execute(cli: Cli) -> Result<u8, run::CliError> {
+pub async fn execute(cli: Cli, matches: &clap::ArgMatches) -> Result<u8, run::CliError> {
     match cli.command {
         Some(Command::Serve(args)) => serve::execute(&args)
             .await
@@ -63,6 +64,6 @@ pub async fn execute(cli: Cli) -> Result<u8, run::CliError> {
         Some(Command::Check(args)) => check::execute(&args),
         Some(Command::Completions(args)) => install::completions(&args),
         Some(Command::Man(args)) => install::man(&args),
-        None => run::execute(cli.run).await,
+        None => run::execute(cli.run, matches).await,
     }
 }

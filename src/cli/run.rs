@@ -1,23 +1,21 @@
-//! `grpc-conform [--target host:port] ...`: the conformance run from the
-//! command line, and the error type whose exit codes `main` returns.
+//! `grpc-conform [--target host:port] ...`: parses the run's options into a
+//! session, runs it, prints the report; and the error type whose exit codes
+//! `main` returns.
 
+use super::{color::ColorChoice, list, out};
 use crate::{
-    descriptors::Descriptors,
-    drive::{Connector, DriveOptions, Target, TlsOptions},
-    fixture::{self, NamedFixture},
-    plan::{self, NamePattern},
-    reference::{ReferenceConfig, ReferenceServer},
+    drive::{connect::check_address, TlsOptions},
+    judge::Verdict,
+    partition::Partition,
+    plan::NamePattern,
     report::{self, Format},
-    run::{self, RunConfig, RunReport},
-    snapshot::Store,
+    run::{self, RunEvent, RunReport},
+    session::{self, SessionError, SessionOptions},
+    snapshot::{self, Store},
 };
 use clap::Args;
 use http::{HeaderName, HeaderValue};
-use std::{io::IsTerminal, path::PathBuf, time::Duration};
-
-/// How long the target gets to accept a TCP connection before the run
-/// gives up with exit code 3.
-pub const UNREACHABLE_AFTER: Duration = Duration::from_secs(2);
+use std::{io::IsTerminal, path::PathBuf};
 
 /// Options of a conformance run.
 #[derive(Debug, Args, Clone, Default)]
@@ -39,9 +37,44 @@ pub struct RunArgs {
     /// (`#` comments); a listed fixture that passes is reported stale.
     #[arg(long, value_name = "FILE")]
     pub known_failing: Option<PathBuf>,
-    /// Conversations run at once, each on its own connection.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// File of fixture names whose transcript varies from run to run on this
+    /// target, each with its reason in the `#` comment paragraph above it:
+    /// run and shown as unstable, never judged.
+    #[arg(long, value_name = "FILE")]
+    pub known_flaky: Option<PathBuf>,
+    /// Conversations run at once, each on its own connection (1 or more).
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = at_least_one)]
     pub jobs: usize,
+    /// Run only the k-th of n shards (e.g. 2/3): every fixture is in exactly
+    /// one shard, the same one on every run.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<Partition>,
+    /// Start no further fixture after the first that fails the run; the
+    /// rest are reported as not run.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Colour the human report: auto (a terminal, unless NO_COLOR is set;
+    /// CLICOLOR_FORCE forces it), always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// No line per finished fixture on stderr.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also list passing fixtures (with their times) in the human report.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Read options from FILE instead of ./grpc-conform.toml (flags win
+    /// over the file).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run each selected fixture N times; a fixture whose transcripts differ
+    /// is reported unstable with each variant.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Override a capability probe, as NAME=yes|no (observer, reference,
+    /// method:/Service/Method, control:x-conform-..., encoding:gzip); repeatable.
+    #[arg(long, value_name = "NAME=yes|no")]
+    pub assume: Vec<String>,
     /// Print each selected fixture's frame log (both directions, HEADERS
     /// decoded, message prefixes in DATA) to stderr, for debugging a failure.
     #[arg(long)]
@@ -105,24 +138,41 @@ pub enum CliError {
     /// Bad arguments (exit 2).
     #[error("{0}")]
     Usage(String),
-    /// A fixture or descriptor problem (exit 2).
-    #[error("{0}")]
-    Fixture(String),
-    /// The target did not accept a connection within 2 s (exit 3).
-    #[error("{0}")]
-    Unreachable(String),
-    /// Anything else that stopped the run: IO, reports, the reference server (exit 2).
+    /// The session could not be prepared (exit 2, or 3 for the target).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The report could not be rendered or written (exit 2).
+    #[error("{what}: {source}")]
+    Report {
+        /// What was being written.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Anything else that stopped the command (exit 2).
     #[error("{0}")]
     Other(String),
 }
 
 impl CliError {
-    /// The process exit code: 2 usage or fixture error, 3 target unreachable.
+    /// The process exit code: 2 usage or fixture error, 3 target unreachable
+    /// or not speaking HTTP/2.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Unreachable(_) => 3,
+            CliError::Session(SessionError::Unreachable(_)) => 3,
+            CliError::Session(SessionError::NothingSelected(_)) => 4,
             _ => 2,
         }
+    }
+}
+
+/// `--jobs`: a count of at least one.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -135,168 +185,266 @@ pub fn exit_code(report: &RunReport) -> u8 {
     }
 }
 
-/// Loads the fixtures (embedded or `--fixtures`), the descriptors, and
-/// validates every fixture against them.
-pub fn load(args: &RunArgs) -> Result<(Vec<NamedFixture>, Descriptors), CliError> {
-    let fixtures = match &args.fixtures {
-        Some(dir) => fixture::load_dir(dir),
-        None => fixture::load_embedded(),
-    }
-    .map_err(|e| CliError::Fixture(e.to_string()))?;
-    let descriptors = super::check::descriptors(&args.protos, &args.proto_paths)?;
-    Ok((fixtures, descriptors))
-}
-
-/// Runs the suite as `args` say and returns the exit code.
-pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
-    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
-        return Err(CliError::Usage(
-            "--time-scale must be a positive number".into(),
-        ));
-    }
-    let parse = |v: &[String]| {
-        v.iter()
-            .map(|p| NamePattern::parse(p))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let filters = parse(&args.filter).map_err(|e| CliError::Usage(e.to_string()))?;
-    let skips = parse(&args.skip).map_err(|e| CliError::Usage(e.to_string()))?;
-    let extra_headers = parse_headers(&args.headers)?;
-    let (fixtures, mut descriptors) = load(&args)?;
-    let selected = plan::select(fixtures, &filters, &skips);
-    if args.list {
-        let mut out = String::new();
-        for f in &selected {
-            out.push_str(&format!(
-                "{}\t{}\t{}\n",
-                f.name,
-                f.fixture.level.as_str(),
-                f.fixture.rule
+impl RunArgs {
+    /// The session these flags describe.
+    pub fn session_options(&self) -> Result<SessionOptions, CliError> {
+        if !(self.time_scale > 0.0 && self.time_scale.is_finite()) {
+            return Err(CliError::Usage(
+                "--time-scale must be a positive number".into(),
             ));
         }
-        emit(&args, &out)?;
+        let parse = |v: &[String]| {
+            v.iter()
+                .map(|p| NamePattern::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CliError::Usage(e.to_string()))
+        };
+        if let Some(target) = &self.target {
+            check_address(target).map_err(|e| CliError::Usage(format!("--target {e}")))?;
+        }
+        let client_identity = self.client_cert.clone().zip(self.client_key.clone());
+        let tls = self.tls
+            || self.ca_cert.is_some()
+            || self.server_name.is_some()
+            || client_identity.is_some();
+        Ok(SessionOptions {
+            target: self.target.clone(),
+            tls: tls.then(|| TlsOptions {
+                ca_cert: self.ca_cert.clone(),
+                server_name: self.server_name.clone(),
+                client_identity,
+            }),
+            filters: parse(&self.filter)?,
+            skips: parse(&self.skip)?,
+            extra_headers: parse_headers(&self.headers)?,
+            time_scale: self.time_scale,
+            fixtures: self.fixtures.clone(),
+            protos: self.protos.clone(),
+            proto_paths: self.proto_paths.clone(),
+            reflect: self.reflect,
+            store: Store::new(self.snapshots.clone(), !in_ci() || self.write_new),
+            known_failing: self.known_failing.clone(),
+            known_flaky: self.known_flaky.clone(),
+            assume: self.assume.clone(),
+            jobs: self.jobs,
+            repeat: self.repeat,
+            trace: self.trace,
+            partition: self.partition,
+            fail_fast: self.fail_fast,
+        })
+    }
+}
+
+/// Whether the CI environment variable says this is a CI run.
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Runs the suite as `args` say (completed by the config file, see
+/// [`super::config`]) and returns the exit code.
+pub async fn execute(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<u8, CliError> {
+    super::config::apply(&mut args, matches)?;
+    let options = args.session_options()?;
+    check_output(&args)?;
+    if args.list {
+        let (selected, _) = session::select(&options)?;
+        emit(&args, &list::render(&selected, args.format)?)?;
         return Ok(0);
     }
-    // Without reflection every type is known now: a bad fixture is exit 2
-    // before the target is even tried.
-    if !args.reflect {
-        validate_all(&selected, &descriptors)?;
-    }
-    // Started here so it lives until the run ends.
-    let (reference, address) = match &args.target {
-        Some(t) => (None, t.clone()),
-        None => {
-            let server = ReferenceServer::start(ReferenceConfig::default())
-                .await
-                .map_err(|e| CliError::Other(e.to_string()))?;
-            let address = server.local_addr().to_string();
-            (Some(server), address)
+    let prepared = match session::prepare(options.clone()).await {
+        Ok(prepared) => prepared,
+        Err(SessionError::Unreachable(e)) => {
+            // The run had started: the report still names every fixture.
+            let (selected, _) = session::select(&options)?;
+            let target = options.target.clone().unwrap_or_default();
+            let report = RunReport::not_run(&selected, &target, &e.to_string());
+            write_report(&args, &report)?;
+            return Err(CliError::Session(SessionError::Unreachable(e)));
         }
+        Err(e) => return Err(e.into()),
     };
-    let client_identity = args.client_cert.clone().zip(args.client_key.clone());
-    let tls = (args.tls
-        || args.ca_cert.is_some()
-        || args.server_name.is_some()
-        || client_identity.is_some())
-    .then(|| TlsOptions {
-        ca_cert: args.ca_cert.clone(),
-        server_name: args.server_name.clone(),
-        client_identity,
-    });
-    let connector = Connector::new(Target {
-        address: address.clone(),
-        tls,
-    })
-    .map_err(|e| CliError::Usage(e.to_string()))?;
-    connector
-        .probe(UNREACHABLE_AFTER)
-        .await
-        .map_err(|e| CliError::Unreachable(e.to_string()))?;
-    if args.reflect {
-        let reflected = descriptors
-            .add_reflected(&connector, Duration::from_secs(10))
-            .await
-            .map_err(|e| CliError::Fixture(e.to_string()))?;
-        super::out::note(&format!(
+    if let Some(reflected) = &prepared.reflected {
+        out::note(&format!(
             "reflection {} on {}: {}",
             reflected.version,
-            connector.address(),
+            prepared.label,
             reflected.services.join(", ")
         ));
     }
-    if args.reflect {
-        validate_all(&selected, &descriptors)?;
-    }
-    let known_failing = match &args.known_failing {
-        Some(path) => plan::parse_known_failing(
-            &std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("--known-failing {}: {e}", path.display())))?,
-        )
-        .into_iter()
-        .collect(),
-        None => Default::default(),
-    };
-    let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
-    let config = RunConfig {
-        connector,
-        descriptors,
-        fixtures: selected,
-        drive: DriveOptions {
-            extra_headers,
-            time_scale: args.time_scale,
-            spawn_reference: args.target.is_none(),
-            trace: args.trace,
+    warn_orphans(&args)?;
+    let per_fixture = Progress::new(&args);
+    let report = run::run(
+        prepared.config,
+        &prepared.label,
+        &prepared.transport,
+        |event| match event {
+            RunEvent::FixtureFinished {
+                result,
+                done,
+                total,
+            } => per_fixture.show(result, done, total),
+            RunEvent::Started { .. } => {}
         },
-        store: Store::new(args.snapshots.clone(), !in_ci || args.write_new),
-        known_failing,
-        jobs: args.jobs,
-    };
-    let show_progress = args.format == Format::Human && std::io::stderr().is_terminal();
-    let label = if reference.is_some() {
-        "the embedded reference".to_string()
-    } else {
-        address
-    };
-    let report = run::run(config, &label, |r, done, total| {
-        if show_progress {
-            super::out::note(&report::human::progress_line(r, done, total, true));
-        }
-    })
+    )
     .await;
-    drop(reference);
+    drop(prepared.reference);
     if args.trace {
         for r in &report.results {
             if let Some(trace) = &r.trace {
-                super::out::note(&format!(
+                out::note(&format!(
                     "frames of {} (→ sent, ← received):\n{trace}",
                     r.name
                 ));
             }
         }
     }
-    let color = args.output.is_none()
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none();
-    let text =
-        report::render(&report, args.format, color).map_err(|e| CliError::Other(e.to_string()))?;
-    emit(&args, &text)?;
+    write_report(&args, &report)?;
     Ok(exit_code(&report))
 }
 
-/// Validates every selected fixture against the descriptors.
-pub fn validate_all(fixtures: &[NamedFixture], descriptors: &Descriptors) -> Result<(), CliError> {
-    for f in fixtures {
-        fixture::validate(f, descriptors).map_err(|e| CliError::Fixture(e.to_string()))?;
+/// A line per finished fixture on stderr: `[3/50] PASS name` on a
+/// terminal, `PASS name (12 ms)` in a log; none with `-q`.
+struct Progress {
+    quiet: bool,
+    terminal: bool,
+    color: bool,
+}
+
+impl Progress {
+    fn new(args: &RunArgs) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        Progress {
+            quiet: args.quiet,
+            terminal,
+            color: args.color.colored(terminal),
+        }
+    }
+
+    fn show(&self, result: &run::FixtureResult, done: usize, total: usize) {
+        if self.quiet {
+            return;
+        }
+        out::note(&if self.terminal {
+            report::human::progress_line(result, done, total, self.color)
+        } else {
+            report::human::log_line(result)
+        });
+    }
+}
+
+/// Renders the report (with the notes a person needs after it) and writes
+/// it to `--output` or standard output.
+fn write_report(args: &RunArgs, report: &RunReport) -> Result<(), CliError> {
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let color = match (args.color, &args.output) {
+        (ColorChoice::Always, _) => true,
+        (_, Some(_)) => false,
+        (choice, None) => choice.colored(to_terminal),
+    };
+    let mut text = report::render(report, args.format, color).map_err(|e| CliError::Report {
+        what: "cannot render the report".into(),
+        source: Box::new(e),
+    })?;
+    let notes = notes(args, report);
+    if args.format == Format::Human {
+        if args.verbose {
+            let passes: String = report
+                .results
+                .iter()
+                .filter(|r| r.verdict == Verdict::Pass)
+                .map(|r| report::human::log_line(r) + "\n")
+                .collect();
+            text.insert_str(0, &passes);
+        }
+        for note in &notes {
+            text.push_str(&format!("note: {note}\n"));
+        }
+    } else {
+        notes.iter().for_each(|n| out::note(&format!("note: {n}")));
+    }
+    emit(args, &text)
+}
+
+/// What a person must know after the report: fixtures without any snapshot
+/// (the accept workflow), and mismatches under CI with nothing written.
+fn notes(args: &RunArgs, report: &RunReport) -> Vec<String> {
+    let mut notes = Vec::new();
+    let failed = |r: &&run::FixtureResult| r.verdict == Verdict::Fail;
+    let unsnapshotted = report
+        .results
+        .iter()
+        .filter(failed)
+        .filter(|r| r.expected_from.is_none())
+        .count();
+    if unsnapshotted > 0 {
+        notes.push(match &args.snapshots {
+            None => format!(
+                "{unsnapshotted} fixtures have no snapshot: run with --snapshots DIR to write each transcript as DIR/<name>.snap.new, read them, then keep them with `grpc-conform snapshots accept --snapshots DIR`"
+            ),
+            Some(dir) => format!(
+                "{unsnapshotted} fixtures have no accepted snapshot: read the transcripts, then `grpc-conform snapshots accept --snapshots {}`",
+                dir.display()
+            ),
+        });
+    }
+    let unwritten = report
+        .results
+        .iter()
+        .filter(failed)
+        .filter(|r| r.new_snapshot.is_none())
+        .count();
+    if unwritten > 0 && args.snapshots.is_some() && in_ci() && !args.write_new {
+        notes.push(format!(
+            "CI is set, so no .snap.new written for the {unwritten} mismatches; add --write-new to write them (and keep them as artifacts to review)"
+        ));
+    }
+    notes
+}
+
+/// Warns about snapshot files in `--snapshots` whose fixture no longer exists.
+fn warn_orphans(args: &RunArgs) -> Result<(), CliError> {
+    let Some(dir) = &args.snapshots else {
+        return Ok(());
+    };
+    let (fixtures, _) = session::load(args.fixtures.as_ref(), &[], &[])?;
+    let names: std::collections::BTreeSet<String> = fixtures.into_iter().map(|f| f.name).collect();
+    let orphans = snapshot::orphans(dir, |n| names.contains(n))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    if !orphans.is_empty() {
+        out::note(&format!(
+            "warning: {} snapshot files in {} have no fixture ({}...); `grpc-conform snapshots prune --snapshots {}` deletes them",
+            orphans.len(),
+            dir.display(),
+            orphans[0].0,
+            dir.display()
+        ));
     }
     Ok(())
 }
 
-/// Writes `text` to `--output` or standard output.
+/// `--output` must be writable before the run starts, so a typo in it does
+/// not cost a whole run's verdict.
+fn check_output(args: &RunArgs) -> Result<(), CliError> {
+    let Some(path) = &args.output else {
+        return Ok(());
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| CliError::Usage(format!("--output {}: {e}", path.display())))
+}
+
+/// Writes `text` to `--output` or standard output (a closed standard output
+/// ends it quietly).
 fn emit(args: &RunArgs, text: &str) -> Result<(), CliError> {
     match &args.output {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display()))),
-        None => super::out::print(text),
+        Some(path) => std::fs::write(path, text).map_err(|e| CliError::Report {
+            what: format!("cannot write {}", path.display()),
+            source: Box::new(e),
+        }),
+        None => out::print(text),
     }
 }
 

@@ -83,6 +83,16 @@ pub struct ServeArgs {
     /// needs --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Do not serve the Observer (GetCall answers UNIMPLEMENTED), to play a
+    /// server that does not implement it.
+    #[arg(long)]
+    pub no_observer: bool,
+
+    /// Ignore the contract's control headers (`x-conform-*` but the call id,
+    /// and the `x-grpc-test-echo-*` headers), to play a server written from
+    /// the streaming tutorials alone.
+    #[arg(long)]
+    pub no_control_headers: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -117,6 +127,8 @@ impl ServeArgs {
             max_message_size: self.max_message_size,
             encodings: self.encodings.clone(),
             tls: None,
+            observer: !self.no_observer,
+            control_headers: !self.no_control_headers,
         }
     }
 

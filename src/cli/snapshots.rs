@@ -1,15 +1,11 @@
 //! `grpc-conform snapshots ...`: review a target's pending snapshots without
 //! cargo-insta, and regenerate the golden snapshots from the reference.
 
-use super::{
-    out,
-    run::{load, validate_all, CliError, RunArgs},
-};
+use super::{out, run::CliError};
 use crate::{
-    drive::{Connector, DriveOptions, Target},
     plan::NamePattern,
-    reference::{ReferenceConfig, ReferenceServer},
-    run::{self, RunConfig},
+    run,
+    session::{self, SessionOptions},
     snapshot::{self, Store},
 };
 use clap::{Args, Subcommand};
@@ -221,11 +217,7 @@ fn chosen_pending(p: &PendingArgs) -> Result<BTreeSet<String>, CliError> {
 /// The names of the fixtures the snapshots of `o` belong to.
 fn fixture_names(o: &OrphanArgs) -> Result<BTreeSet<String>, CliError> {
     snapshot::require_dir(&o.snapshots).map_err(store_error)?;
-    let run_args = RunArgs {
-        fixtures: o.fixtures.clone(),
-        ..RunArgs::default()
-    };
-    let (fixtures, _) = load(&run_args)?;
+    let (fixtures, _) = session::load(o.fixtures.as_ref(), &[], &[])?;
     Ok(fixtures.into_iter().map(|f| f.name).collect())
 }
 
@@ -265,31 +257,23 @@ fn init(d: &DirArg) -> Result<u8, CliError> {
 
 /// Regenerates the golden snapshots from the embedded reference.
 async fn bless(b: BlessArgs) -> Result<u8, CliError> {
-    let run_args = RunArgs {
+    // No snapshots at all: every transcript comes back as produced.
+    let options = SessionOptions {
         fixtures: Some(b.fixtures.clone()),
-        ..RunArgs::default()
-    };
-    let (fixtures, descriptors) = load(&run_args)?;
-    validate_all(&fixtures, &descriptors)?;
-    let server = ReferenceServer::start(ReferenceConfig::default())
-        .await
-        .map_err(|e| CliError::Other(e.to_string()))?;
-    let connector = Connector::new(Target {
-        address: server.local_addr().to_string(),
-        tls: None,
-    })
-    .map_err(|e| CliError::Other(e.to_string()))?;
-    let config = RunConfig {
-        connector,
-        descriptors,
-        fixtures,
-        drive: DriveOptions::default(),
-        // No snapshots at all: every transcript comes back as produced.
         store: Store::empty(),
-        known_failing: Default::default(),
+        time_scale: 1.0,
         jobs: 4,
+        repeat: 1,
+        ..SessionOptions::default()
     };
-    let report = run::run(config, "the embedded reference", |_, _, _| {}).await;
+    let prepared = session::prepare(options).await?;
+    let report = run::run(
+        prepared.config,
+        &prepared.label,
+        &prepared.transport,
+        |_| {},
+    )
+    .await;
     let mut refused = 0;
     // Each result carries its fixture's name and source: results are sorted
     // by name, fixtures by path, and the two orders differ (`a-b` < `a.json`).
@@ -318,6 +302,6 @@ async fn bless(b: BlessArgs) -> Result<u8, CliError> {
             }
         }
     }
-    drop(server);
+    drop(prepared.reference);
     Ok(u8::from(refused > 0))
 }

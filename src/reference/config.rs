@@ -105,6 +105,13 @@ pub struct ReferenceConfig {
     /// TLS (ALPN h2, optionally client certificates) instead of h2c; see
     /// [`crate::tls::server_config`].
     pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Serve the Observer (`conform.v1.Observer`); off, GetCall is
+    /// UNIMPLEMENTED, as on a server that does not implement it.
+    pub observer: bool,
+    /// Honour the control headers of the contract (section 3); off, they are
+    /// dropped before any handler sees them, as on a server written from the
+    /// streaming tutorials alone.
+    pub control_headers: bool,
 }
 
 impl Default for ReferenceConfig {
@@ -119,6 +126,8 @@ impl Default for ReferenceConfig {
             max_message_size: 4 * 1024 * 1024,
             encodings: Encoding::ALL.to_vec(),
             tls: None,
+            observer: true,
+            control_headers: true,
         }
     }
 }

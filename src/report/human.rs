@@ -42,6 +42,12 @@ pub fn progress_line(result: &FixtureResult, done: usize, total: usize, color: b
     format!("[{done}/{total}] {colour}{word}{} {}", s.reset, result.name)
 }
 
+/// A line for a log that is not a terminal: `PASS name (12 ms)`.
+pub fn log_line(result: &FixtureResult) -> String {
+    let (_, word) = verdict_word(result.verdict, &Style::new(false));
+    format!("{word} {} ({} ms)", result.name, result.duration_ms)
+}
+
 /// The full report.
 pub fn render(report: &RunReport, color: bool) -> String {
     let s = Style::new(color);
@@ -63,12 +69,16 @@ pub fn render(report: &RunReport, color: bool) -> String {
         );
         let _ = writeln!(out, "  {}", r.description);
         if let Some(error) = &r.error {
-            let word = if r.verdict == Verdict::Skipped {
-                "why"
-            } else {
-                "error"
-            };
-            let _ = writeln!(out, "  {word}: {error}");
+            let _ = writeln!(out, "  error: {error}");
+        }
+        if let Some(reason) = &r.reason {
+            let _ = writeln!(out, "  why: {reason}");
+        }
+        for (i, (variant, n)) in r.variants.iter().enumerate() {
+            let _ = writeln!(out, "  variant {} ({n} of the runs):", i + 1);
+            for line in variant.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
         }
         for check in &r.failed_checks {
             let _ = writeln!(out, "  {}✗ {check}{}", s.red, s.reset);
@@ -98,9 +108,13 @@ pub fn render(report: &RunReport, color: bool) -> String {
             let _ = writeln!(out, "  wrote {}", path.display());
         }
     }
+    let _ = writeln!(out, "target: {} ({})", report.target, report.transport);
+    for line in report.capabilities.summary() {
+        let _ = writeln!(out, "  {line}");
+    }
     let _ = writeln!(
         out,
-        "{} fixtures against {}: {} passed, {} failed, {} known failures, {} stale, {} errors, {} skipped ({:.1} s)",
+        "{} fixtures against {}: {} passed, {} failed, {} known failures, {} stale, {} errors, {} skipped, {} not applicable, {} unstable ({:.1} s)",
         report.results.len(),
         report.target,
         report.count(Verdict::Pass),
@@ -109,6 +123,8 @@ pub fn render(report: &RunReport, color: bool) -> String {
         report.count(Verdict::Stale),
         report.count(Verdict::Error),
         report.count(Verdict::Skipped),
+        report.count(Verdict::NotApplicable),
+        report.count(Verdict::Unstable),
         report.duration_ms as f64 / 1000.0
     );
     out
@@ -123,5 +139,7 @@ fn verdict_word(v: Verdict, s: &Style) -> (&'static str, &'static str) {
         Verdict::Stale => (s.yellow, "STALE (known-failing but passed)"),
         Verdict::Error => (s.red, "ERROR"),
         Verdict::Skipped => (s.dim, "SKIPPED"),
+        Verdict::NotApplicable => (s.dim, "NOT-APPLICABLE"),
+        Verdict::Unstable => (s.yellow, "UNSTABLE"),
     }
 }

@@ -3,6 +3,7 @@
 //! on 127.0.0.1 unless a test says otherwise.
 
 mod check;
+mod ci_options;
 mod insta_review;
 mod install;
 mod reflect;
@@ -332,7 +333,9 @@ fn reflection_and_proto_files_add_to_the_contract() {
         .args(["--reflect", "--filter", "greeter/unary"])
         .assert()
         .code(0)
-        .stderr(predicates::str::contains("reflection v1 on 127.0.0.1:"));
+        .stderr(predicates::str::contains(
+            "reflection v1 on the embedded reference: ",
+        ));
     let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/greeter.proto");
     conform()
         .arg("--proto")
