@@ -2,8 +2,7 @@
 //! `grpc-conform snapshots ...` manages snapshots, `grpc-conform serve` runs
 //! the reference server.
 //!
-//! Exit codes: 0 all fixtures passed, 1 a fixture failed (or a known-failing
-//! entry is stale), 2 usage or fixture error, 3 target unreachable.
+//! Exit codes: [`EXIT_CODES`] (also at the end of `--help` and in README.md).
 
 pub mod check;
 pub mod color;
@@ -17,13 +16,25 @@ pub mod snapshots;
 
 use clap::{Parser, Subcommand};
 
+/// The exit codes, as `--help` shows them.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  every selected fixture passed (known failures and known-flaky allowed)
+  1  a fixture failed, a known-failing entry is stale, or a conversation could not be held
+  2  usage or fixture error: a malformed flag value or target (http://..., no port,
+     port out of range), a bad fixture, .proto, list entry or config file; nothing was sent
+  3  the target is unreachable or does not speak gRPC over HTTP/2 as addressed
+  4  nothing selected (--filter, --skip, --partition or an empty --fixtures directory)
+`snapshots pending` and `snapshots orphans` exit 1 when they find something.";
+
 /// Cross-language gRPC conformance and interop test kit.
 #[derive(Debug, Parser)]
 #[command(
     name = "grpc-conform",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// What to do; with none, run the conformance suite.

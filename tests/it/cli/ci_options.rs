@@ -366,3 +366,14 @@ fn list_as_json_has_descriptions_and_an_unknown_method_is_an_error() {
         .code(2)
         .stderr(predicate::str::contains("did you mean /Greeter/SayHello?"));
 }
+
+#[test]
+fn help_ends_with_the_exit_codes() {
+    conform()
+        .arg("--help")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("Exit codes:"))
+        .stdout(predicate::str::contains("3  the target is unreachable"))
+        .stdout(predicate::str::contains("4  nothing selected"));
+}
