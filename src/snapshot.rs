@@ -37,8 +37,9 @@ pub enum SnapshotError {
 }
 
 /// The `info` of a golden base: a copy of the golden snapshot written next to
-/// a `.snap.new` that has no accepted `.snap`, so `cargo insta review` shows
-/// the diff against the golden instead of the whole transcript as new. Such
+/// a `.snap.new` that has no accepted `.snap`, in a directory `snapshots
+/// init` prepared for cargo-insta, so `cargo insta review` shows the diff
+/// against the golden instead of the whole transcript as new. Such
 /// a `.snap` is not an accepted divergence: the store ignores it, a match
 /// removes it, and an accept (ours or cargo-insta's) overwrites it.
 pub const GOLDEN_BASE_INFO: &str =
@@ -186,15 +187,19 @@ impl Store {
 
     /// After a mismatch: writes `DIR/<name>.snap.new` when a directory was
     /// given and writing is allowed; the path written, if any. Without an
-    /// accepted `.snap` the golden one is written beside it as a golden base
-    /// (see [`GOLDEN_BASE_INFO`]), so cargo-insta diffs against the golden.
+    /// accepted `.snap`, in a directory prepared for cargo-insta, the golden
+    /// one is written beside it as a golden base (see [`GOLDEN_BASE_INFO`]),
+    /// so cargo-insta diffs against the golden.
     pub fn write_new(&self, name: &str, snap_text: &str) -> Result<Option<PathBuf>, SnapshotError> {
         let (Some(dir), true) = (&self.dir, self.write) else {
             return Ok(None);
         };
         let path = dir.join(format!("{name}.snap.new"));
         write(&path, snap_text)?;
-        if let Some(golden) = self.golden.get(name) {
+        // Only where `snapshots init` made a cargo-insta package: elsewhere
+        // (the interop peers' directories) a base would be a stray file.
+        let golden = self.golden.get(name).filter(|_| is_insta_stub(dir));
+        if let Some(golden) = golden {
             let snap = dir.join(format!("{name}.snap"));
             let current = if snap.exists() {
                 Some(read(&snap)?)
@@ -356,6 +361,11 @@ pub fn bless(dir: &Path, name: &str, snap_text: &str) -> Result<bool, SnapshotEr
 /// The first line of the manifest [`init_cargo_stub`] writes; a manifest
 /// starting with it is ours to rewrite.
 const STUB_MARKER: &str = "# Lets `cargo insta review` find grpc-conform's .snap.new files here.";
+
+/// Whether `dir` holds the cargo package [`init_cargo_stub`] writes.
+fn is_insta_stub(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.starts_with(STUB_MARKER))
+}
 
 /// Makes `dir` a cargo package (a `Cargo.toml` and an empty `lib.rs`), which
 /// is what `cargo insta review` needs to find the `.snap.new` files there:

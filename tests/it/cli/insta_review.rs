@@ -44,13 +44,13 @@ fn cargo_insta_review_diffs_against_the_golden_and_leaves_nothing_behind() {
     }
     let fixtures = fixtures_differing_from_golden();
     let snaps = tempfile::tempdir().unwrap();
-    against(&fixtures, &snaps).assert().code(1);
     conform()
         .args(["snapshots", "init", "--snapshots"])
         .arg(snaps.path())
         .assert()
         .code(0)
         .stdout(predicates::str::contains("Cargo.lock"));
+    against(&fixtures, &snaps).assert().code(1);
     let before = files(snaps.path());
 
     let review = cargo_insta(

@@ -131,10 +131,17 @@ fn orphans_are_reported_and_pruned() {
         .stdout(predicates::str::contains("greeter/unary/say-hello\t"));
 }
 
+/// A snapshots directory prepared for cargo-insta by `snapshots init`.
+fn insta_ready_dir() -> tempfile::TempDir {
+    let snaps = tempfile::tempdir().unwrap();
+    snapshots("init", snaps.path()).assert().code(0);
+    snaps
+}
+
 #[test]
 fn a_mismatch_without_accepted_snapshot_leaves_the_golden_as_review_base() {
     let fixtures = fixtures_differing_from_golden();
-    let snaps = tempfile::tempdir().unwrap();
+    let snaps = insta_ready_dir();
     let run = || against(&fixtures, &snaps);
     run().assert().code(1);
     let base = snaps.path().join("greeter/unary/say-hello.snap");
@@ -171,7 +178,7 @@ fn a_mismatch_without_accepted_snapshot_leaves_the_golden_as_review_base() {
 #[test]
 fn reject_and_a_later_match_remove_the_golden_base() {
     let fixtures = fixtures_differing_from_golden();
-    let snaps = tempfile::tempdir().unwrap();
+    let snaps = insta_ready_dir();
     let base = snaps.path().join("greeter/unary/say-hello.snap");
     against(&fixtures, &snaps).assert().code(1);
     assert!(base.exists());
@@ -191,4 +198,31 @@ fn reject_and_a_later_match_remove_the_golden_base() {
             .count(),
         0
     );
+}
+
+#[test]
+fn no_golden_base_outside_a_directory_prepared_for_cargo_insta() {
+    let fixtures = fixtures_differing_from_golden();
+    let snaps = tempfile::tempdir().unwrap();
+    against(&fixtures, &snaps).assert().code(1);
+    let dir = snaps.path().join("greeter/unary");
+    assert!(dir.join("say-hello.snap.new").exists());
+    assert!(!dir.join("say-hello.snap").exists(), "a stray golden base");
+}
+
+#[test]
+fn a_run_warns_about_snapshots_without_fixture() {
+    let snaps = tempfile::tempdir().unwrap();
+    fs::write(
+        snaps.path().join("gone.snap"),
+        "---\nexpression: gone\n---\ncall 1\n",
+    )
+    .unwrap();
+    conform()
+        .args(["--filter", "greeter/unary/say-hello", "--snapshots"])
+        .arg(snaps.path())
+        .assert()
+        .code(0)
+        .stderr(predicates::str::contains("warning: 1 snapshot files in"))
+        .stderr(predicates::str::contains("snapshots prune"));
 }
