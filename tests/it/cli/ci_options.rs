@@ -377,3 +377,46 @@ fn help_ends_with_the_exit_codes() {
         .stdout(predicate::str::contains("3  the target is unreachable"))
         .stdout(predicate::str::contains("4  nothing selected"));
 }
+
+#[test]
+fn a_run_reports_every_bad_fixture_not_only_the_first() {
+    let good = super::corpus_fixture("greeter/unary/say-hello");
+    let run = |files: [(&str, String); 2]| {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            fs::write(dir.path().join(name), text).unwrap();
+        }
+        let out = conform()
+            .arg("--fixtures")
+            .arg(dir.path())
+            .assert()
+            .code(2)
+            .get_output()
+            .stderr
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    // Two files that do not parse.
+    let err = run([
+        ("a.json", good.replace("half_close", "half_clsoe")),
+        ("b.json", good.replace("\"level\"", "\"levle\"")),
+    ]);
+    assert!(
+        err.contains("a.json:10:20: at `calls[0].steps[1]`"),
+        "{err}"
+    );
+    assert!(err.contains("b.json:4:"), "{err}");
+    // Two that parse but do not validate.
+    let err = run([
+        ("c.json", good.replace("SayHello", "SayHelo")),
+        (
+            "d.json",
+            good.replace("\"name\": \"world\"", "\"nmae\": \"world\""),
+        ),
+    ]);
+    assert!(err.contains("c.json:7:17: at `calls[0].method`"), "{err}");
+    assert!(
+        err.contains("d.json:9:30: at `calls[0].steps[0].send.message`"),
+        "{err}"
+    );
+}
