@@ -253,15 +253,17 @@ pub async fn execute(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<u8
     }
     let prepared = match session::prepare(options.clone()).await {
         Ok(prepared) => prepared,
-        Err(SessionError::Unreachable(e)) => {
-            // The run had started: the report still names every fixture.
-            let (selected, _) = session::select(&options)?;
-            let target = options.target.clone().unwrap_or_default();
-            let report = RunReport::not_run(&selected, &target, &e.to_string());
-            write_report(&args, &report)?;
-            return Err(CliError::Session(SessionError::Unreachable(e)));
+        Err(e) => {
+            // The fixtures were selected: the report still names each one,
+            // as an error with what stopped the run (an unreachable target,
+            // a failed reflection, a bad list entry).
+            if let Ok((selected, _)) = session::select(&options) {
+                let target = options.target.clone().unwrap_or_default();
+                let report = RunReport::not_run(&selected, &target, &e.to_string());
+                write_report(&args, &report)?;
+            }
+            return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
     };
     if let Some(reflected) = &prepared.reflected {
         out::note(&format!(
