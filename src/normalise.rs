@@ -3,11 +3,13 @@
 //! the same text, and a diff is a real difference.
 //!
 //! - [`response_field`]: header spellings the spec makes equivalent;
-//! - [`shown_fields`]: which response fields a wire transcript shows, sorted;
+//! - [`shown_call_field`], [`shown_fields`]: which response fields a call's
+//!   and a wire transcript show;
 //! - [`volatile_fields`]: message fields a fixture marks volatile;
 //! - [`call_id`]: the per-run call id in server messages;
 //! - [`observer_facts`]: the Observer's record at a grain a conforming server
 //!   cannot vary;
+//! - [`scaled_metadata`]: contract times scaled on the wire, shown as written;
 //! - [`snapshot_text`]: line endings and trailing whitespace, as insta;
 //! - [`without_server_view`]: a transcript with the Observer's lines left out,
 //!   for a target without the Observer.
@@ -25,9 +27,15 @@ use std::collections::BTreeMap;
 /// - `grpc-accept-encoding`: the list sorted (its order is free);
 /// - `content-type: application/grpc+proto` is `application/grpc` (proto is
 ///   the default format, PROTOCOL-HTTP2.md);
-/// - `grpc-encoding: identity` is no encoding (compression.md).
+/// - `grpc-encoding: identity` is no encoding (compression.md);
+/// - a `-bin` value is its bytes: padded or unpadded base64 read alike
+///   (PROTOCOL-HTTP2.md: implementations SHOULD emit unpadded, MUST accept
+///   both), each value of a comma-joined list on its own.
 pub fn response_field(name: &str, value: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(value).into_owned();
+    if name.ends_with("-bin") {
+        return Some(binary_value(&text));
+    }
     match name {
         "grpc-accept-encoding" => {
             let mut items: Vec<&str> = text.split(',').map(str::trim).collect();
@@ -38,6 +46,42 @@ pub fn response_field(name: &str, value: &[u8]) -> Option<String> {
         "grpc-encoding" if text == "identity" => None,
         _ => Some(text),
     }
+}
+
+/// A `-bin` header value as padded base64 of its bytes, each comma-joined
+/// value on its own; a value that is not base64 is shown as it came.
+fn binary_value(text: &str) -> String {
+    use base64::{
+        alphabet::STANDARD,
+        engine::{general_purpose::PAD, DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+        Engine,
+    };
+    let lenient = GeneralPurpose::new(
+        &STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let canonical = GeneralPurpose::new(&STANDARD, PAD);
+    text.split(',')
+        .map(|v| match lenient.decode(v.trim()) {
+            Ok(bytes) => canonical.encode(bytes),
+            Err(_) => v.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Response fields a call's transcript always shows; others only when a
+/// step names them, or when they are `x-` metadata.
+pub const TRANSPORT_FIELDS: [&str; 2] = ["content-type", "grpc-encoding"];
+
+/// Whether a call's transcript shows response field `name`: custom `x-`
+/// metadata (what fixtures are about), the fields a step names, and
+/// [`TRANSPORT_FIELDS`]; `grpc-status` and `grpc-message` are shown as the
+/// status line instead.
+pub fn shown_call_field(name: &str, named: &std::collections::BTreeSet<String>) -> bool {
+    name != "grpc-status"
+        && name != "grpc-message"
+        && (name.starts_with("x-") || named.contains(name) || TRANSPORT_FIELDS.contains(&name))
 }
 
 /// The response fields a wire transcript shows (transport fields that carry
@@ -151,6 +195,17 @@ pub fn observer_facts(r: &CallRecord, ctx: &ObserveContext<'_>) -> Vec<(String, 
     out
 }
 
+/// The value to send for metadata `name` as the fixture `written` it: a
+/// contract time (`x-conform-*-ms`) is scaled by `--time-scale`, so a slow
+/// machine gets longer pauses while transcripts keep showing what the
+/// fixture wrote.
+pub fn scaled_metadata(name: &str, written: &str, scale: impl Fn(u64) -> u64) -> String {
+    match written.parse::<u64>() {
+        Ok(ms) if name.starts_with("x-conform-") && name.ends_with("-ms") => scale(ms).to_string(),
+        _ => written.to_string(),
+    }
+}
+
 /// Snapshot text as compared: CRLF as LF, trailing whitespace trimmed.
 pub fn snapshot_text(text: &str) -> String {
     text.replace("\r\n", "\n").trim_end().to_string()
@@ -188,6 +243,10 @@ mod tests {
             response_field("grpc-accept-encoding", b"zstd, gzip,identity").as_deref(),
             Some("gzip,identity,zstd")
         );
+        let bin = |v: &str| response_field("x-a-bin", v.as_bytes());
+        assert_eq!(bin("AAEC/w"), bin("AAEC/w=="));
+        assert_eq!(bin("AAE=,Av8").as_deref(), Some("AAE=,Av8="));
+        assert_eq!(bin("not base64!").as_deref(), Some("not base64!"));
     }
 
     #[test]

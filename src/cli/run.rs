@@ -285,7 +285,10 @@ pub async fn execute(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<u8
                 done,
                 total,
             } => per_fixture.show(result, done, total),
-            RunEvent::Started { .. } => {}
+            RunEvent::Started {
+                total,
+                capabilities,
+            } => per_fixture.started(total, capabilities),
         },
     )
     .await;
@@ -319,6 +322,17 @@ impl Progress {
             quiet: args.quiet,
             terminal,
             color: args.color.colored(terminal),
+        }
+    }
+
+    /// On a terminal, the target's profile as the run starts.
+    fn started(&self, total: usize, capabilities: &crate::capabilities::Capabilities) {
+        if self.quiet || !self.terminal {
+            return;
+        }
+        out::note(&format!("{total} fixtures; the target offers:"));
+        for line in capabilities.summary() {
+            out::note(&format!("  {line}"));
         }
     }
 
