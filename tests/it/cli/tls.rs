@@ -129,6 +129,20 @@ fn mutual_tls_against_the_reference_served_over_tls() {
         .code(1)
         .stdout(predicates::str::contains("! connection lost"))
         .stdout(predicates::str::contains("0 passed"));
+    // The same from a config file's [tls] table (paths relative to it).
+    std::fs::write(
+        pki.path("grpc-conform.toml"),
+        format!(
+            "target = \"{}\"\ntime_scale = 2.0\nfilter = [\"greeter/unary\"]\n[tls]\nca_cert = \"ca.pem\"\nclient_cert = \"client.pem\"\nclient_key = \"client.key\"\n",
+            server.address
+        ),
+    )
+    .unwrap();
+    conform()
+        .current_dir(pki.dir.path())
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("1 passed, 0 failed"));
     // The server's key is not the client certificate's: refused up front.
     run()
         .arg("--client-cert")
