@@ -3,7 +3,7 @@
 //! pool always holds the contract, so the Observer can be asked whatever the
 //! user added.
 
-use crate::proto::CONTRACT_DESCRIPTOR_SET;
+use crate::{drive::Connector, proto::CONTRACT_DESCRIPTOR_SET};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 use std::{path::PathBuf, time::Duration};
@@ -40,6 +40,15 @@ pub enum DescriptorError {
         /// What went wrong.
         what: String,
     },
+}
+
+/// What server reflection gave.
+#[derive(Clone, Debug)]
+pub struct Reflected {
+    /// The reflection version that answered: `v1` or `v1alpha`.
+    pub version: &'static str,
+    /// The services listed (reflection itself left out).
+    pub services: Vec<String>,
 }
 
 /// The message types a run can encode and decode.
@@ -85,19 +94,21 @@ impl Descriptors {
             })
     }
 
-    /// Adds every service the target lists through server reflection (v1),
-    /// with the files they need. Plain TCP only: reflection over TLS is not
-    /// supported yet.
+    /// Adds every service the target lists through server reflection, with
+    /// the files they need: reflection v1 first, v1alpha when the target does
+    /// not implement v1 (grpcio-reflection, older servers). The connection is
+    /// the run's own (TLS and client certificates included).
     pub async fn add_reflected(
         &mut self,
-        target: &str,
+        connector: &Connector,
         timeout: Duration,
-    ) -> Result<(), DescriptorError> {
+    ) -> Result<Reflected, DescriptorError> {
+        let target = connector.address().to_string();
         let fail = |what: String| DescriptorError::Reflect {
-            target: target.to_string(),
+            target: target.clone(),
             what,
         };
-        let set = tokio::time::timeout(timeout, reflect::fetch(target))
+        let (set, reflected) = tokio::time::timeout(timeout, reflect::fetch(connector))
             .await
             .map_err(|_| fail(format!("no answer within {timeout:?}")))?
             .map_err(fail)?;
@@ -106,7 +117,8 @@ impl Descriptors {
             .map_err(|source| DescriptorError::Pool {
                 from: format!("reflection on {target}"),
                 source,
-            })
+            })?;
+        Ok(reflected)
     }
 
     /// The method at gRPC path `/package.Service/Method`.
@@ -116,6 +128,18 @@ impl Descriptors {
             .get_service_by_name(service)?
             .methods()
             .find(|m| m.name() == method)
+    }
+
+    /// Every method's gRPC path, `/package.Service/Method`.
+    pub fn method_paths(&self) -> Vec<String> {
+        self.pool
+            .services()
+            .flat_map(|s| {
+                s.methods()
+                    .map(|m| format!("/{}/{}", s.full_name(), m.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// The pool, for message lookups.
@@ -148,37 +172,65 @@ fn locate(error: &protox::Error, given: &std::path::Path) -> String {
     }
 }
 
-/// A small server reflection v1 client on tonic (reflection is not what is
-/// being checked, so tonic's client is fine here).
+/// A small server reflection client on tonic (reflection is not what is
+/// being checked, so tonic's client is fine here). v1 and v1alpha have the
+/// same messages on the wire; only the method path differs, so the v1 types
+/// serve both.
 mod reflect {
+    use crate::drive::Connector;
     use prost::{bytes::BufMut, encoding};
     use std::collections::{BTreeMap, VecDeque};
+    use tonic::{client::Grpc, codegen::http::uri::PathAndQuery, transport::Channel, Code};
     use tonic_reflection::pb::v1::{
-        server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        ServerReflectionRequest,
+        ServerReflectionRequest, ServerReflectionResponse,
     };
 
-    /// Asks for the service list, then the files defining each service and
-    /// their dependencies, and returns them as an encoded FileDescriptorSet.
-    pub async fn fetch(target: &str) -> Result<Vec<u8>, String> {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{target}"))
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        let mut client = ServerReflectionClient::new(channel);
-        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        let services = match ask(&mut client, MessageRequest::ListServices(String::new())).await? {
+    /// The reflection method of each version, newest first.
+    const PATHS: [&str; 2] = [
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ];
+
+    /// A channel over the run's connector, and the reflection version that answered.
+    struct Client {
+        grpc: Grpc<Channel>,
+        path: &'static str,
+    }
+
+    /// Asks for the service list (v1, else v1alpha), then the files defining
+    /// each service and their dependencies, and returns them as an encoded
+    /// FileDescriptorSet.
+    pub async fn fetch(connector: &Connector) -> Result<(Vec<u8>, super::Reflected), String> {
+        let mut client = Client {
+            grpc: Grpc::new(channel(connector).await?),
+            path: PATHS[0],
+        };
+        let listed = match ask(&mut client, MessageRequest::ListServices(String::new())).await {
+            Err((Some(Code::Unimplemented), v1)) => {
+                client.path = PATHS[1];
+                ask(&mut client, MessageRequest::ListServices(String::new()))
+                    .await
+                    .map_err(|(code, alpha)| (code, format!("{v1}; {alpha}")))
+            }
+            other => other,
+        };
+        let services = match listed.map_err(|(_, e)| e)? {
             MessageResponse::ListServicesResponse(list) => list.service.into_iter().map(|s| s.name),
             other => return Err(format!("unexpected answer to list_services: {other:?}")),
         };
-        let mut queue: VecDeque<MessageRequest> = services
+        let services: Vec<String> = services
             .filter(|s| !s.starts_with("grpc.reflection."))
+            .collect();
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut queue: VecDeque<MessageRequest> = services
+            .iter()
+            .cloned()
             .map(MessageRequest::FileContainingSymbol)
             .collect();
         while let Some(request) = queue.pop_front() {
-            let MessageResponse::FileDescriptorResponse(found) = ask(&mut client, request).await?
+            let MessageResponse::FileDescriptorResponse(found) =
+                ask(&mut client, request).await.map_err(|(_, e)| e)?
             else {
                 return Err("unexpected answer to a file request".into());
             };
@@ -199,34 +251,87 @@ mod reflect {
             encoding::encode_varint(bytes.len() as u64, &mut set);
             set.put_slice(bytes);
         }
-        Ok(set)
+        let version = if client.path == PATHS[0] {
+            "v1"
+        } else {
+            "v1alpha"
+        };
+        Ok((set, super::Reflected { version, services }))
     }
 
-    /// One request on a fresh reflection stream; the answer or the error it carried.
+    /// A tonic channel whose connections are the connector's byte streams
+    /// (TCP, or TLS with the run's CA, server name and client certificate).
+    async fn channel(connector: &Connector) -> Result<Channel, String> {
+        let connector = connector.clone();
+        // `http` even over TLS: tonic refuses an `https` URI unless it does
+        // the TLS itself, and here the connector already did.
+        tonic::transport::Endpoint::from_shared(format!("http://{}", connector.address()))
+            .map_err(|e| e.to_string())?
+            .connect_with_connector(tower::service_fn(move |_| {
+                let connector = connector.clone();
+                async move {
+                    let (io, _) = connector.connect_io().await?;
+                    Ok::<_, crate::drive::DriveError>(hyper_util::rt::TokioIo::new(io))
+                }
+            }))
+            .await
+            .map_err(|e| format!("cannot connect: {}", describe(&e)))
+    }
+
+    /// An error with its sources (tonic's own message is often just "transport error").
+    fn describe(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(e) = source {
+            text.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        text
+    }
+
+    /// One request on a fresh reflection stream; the answer, or the error
+    /// it carried (with the gRPC status code when the call itself failed).
     async fn ask(
-        client: &mut ServerReflectionClient<tonic::transport::Channel>,
+        client: &mut Client,
         request: MessageRequest,
-    ) -> Result<MessageResponse, String> {
+    ) -> Result<MessageResponse, (Option<Code>, String)> {
+        let status = |s: tonic::Status| {
+            let version = client.path.split('.').nth(2).unwrap_or("?");
+            (
+                Some(s.code()),
+                format!("reflection {version}: {:?}: {}", s.code(), s.message()),
+            )
+        };
         let request = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(request),
         };
-        let mut answers = client
-            .server_reflection_info(futures::stream::iter([request]))
+        client
+            .grpc
+            .ready()
             .await
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+            .map_err(|e| (None, format!("cannot connect: {}", describe(&e))))?;
+        let mut answers = client
+            .grpc
+            .streaming::<_, _, ServerReflectionResponse, _>(
+                tonic::Request::new(futures::stream::iter([request])),
+                PathAndQuery::from_static(client.path),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .map_err(status)?
             .into_inner();
         let answer = answers
             .message()
             .await
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
-            .ok_or("the stream ended without an answer")?;
+            .map_err(status)?
+            .ok_or((None, "the stream ended without an answer".to_string()))?;
         match answer.message_response {
             Some(MessageResponse::ErrorResponse(e)) => {
-                Err(format!("error {}: {}", e.error_code, e.error_message))
+                Err((None, format!("error {}: {}", e.error_code, e.error_message)))
             }
             Some(other) => Ok(other),
-            None => Err("an empty answer".into()),
+            None => Err((None, "an empty answer".into())),
         }
     }
 

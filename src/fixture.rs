@@ -56,10 +56,12 @@ pub enum FixtureError {
         message: String,
     },
     /// The JSON fits the format but not the descriptors or the step rules.
-    #[error("{file}: at `{field}`: {message}")]
+    #[error("{file}{at}: at `{field}`: {message}")]
     Invalid {
         /// The fixture file.
         file: String,
+        /// `:line:column` of the field when known (see [`FixtureError::located_in`]), else empty.
+        at: String,
         /// Path of the field.
         field: String,
         /// What is wrong.
@@ -86,21 +88,42 @@ pub fn parse(file: &str, text: &str) -> Result<Fixture, FixtureError> {
 
 /// The embedded corpus, parsed (not yet validated).
 pub fn load_embedded() -> Result<Vec<NamedFixture>, FixtureError> {
-    embedded::FIXTURES
-        .iter()
-        .map(|(name, text)| {
-            let source = format!("fixtures/{name}.json");
+    parse_all(read_embedded())
+}
+
+/// A fixture file's text before parsing.
+#[derive(Clone, Debug)]
+pub struct FixtureText {
+    /// The fixture's name (its path without `.json`).
+    pub name: String,
+    /// The file it was read from.
+    pub source: String,
+    /// Its contents.
+    pub text: String,
+}
+
+/// Every `*.json` under `dir`, named by its path relative to `dir`, sorted.
+pub fn load_dir(dir: &Path) -> Result<Vec<NamedFixture>, FixtureError> {
+    parse_all(read_dir(dir)?)
+}
+
+/// Parses every text; the first error stops.
+fn parse_all(texts: Vec<FixtureText>) -> Result<Vec<NamedFixture>, FixtureError> {
+    texts
+        .into_iter()
+        .map(|f| {
             Ok(NamedFixture {
-                name: name.to_string(),
-                fixture: parse(&source, text)?,
-                source,
+                fixture: parse(&f.source, &f.text)?,
+                name: f.name,
+                source: f.source,
             })
         })
         .collect()
 }
 
-/// Every `*.json` under `dir`, named by its path relative to `dir`, sorted.
-pub fn load_dir(dir: &Path) -> Result<Vec<NamedFixture>, FixtureError> {
+/// The text of every `*.json` under `dir`, named by its path relative to
+/// `dir`, sorted; only reading can fail here.
+pub fn read_dir(dir: &Path) -> Result<Vec<FixtureText>, FixtureError> {
     let mut files = Vec::new();
     walk(dir, &mut files)?;
     files.sort();
@@ -116,14 +139,80 @@ pub fn load_dir(dir: &Path) -> Result<Vec<NamedFixture>, FixtureError> {
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        let source = file.display().to_string();
-        out.push(NamedFixture {
+        out.push(FixtureText {
             name,
-            fixture: parse(&source, &text)?,
-            source,
+            source: file.display().to_string(),
+            text,
         });
     }
     Ok(out)
+}
+
+/// The text of every fixture of the embedded corpus.
+pub fn read_embedded() -> Vec<FixtureText> {
+    embedded::FIXTURES
+        .iter()
+        .map(|(name, text)| FixtureText {
+            name: name.to_string(),
+            source: format!("fixtures/{name}.json"),
+            text: text.to_string(),
+        })
+        .collect()
+}
+
+/// The text a fixture was parsed from: the embedded corpus's, or its file's
+/// as it is now; `None` when that cannot be read.
+pub fn text_of(named: &NamedFixture) -> Option<String> {
+    match embedded::FIXTURES
+        .iter()
+        .find(|(name, _)| *name == named.name && named.source == format!("fixtures/{name}.json"))
+    {
+        Some((_, text)) => Some(text.to_string()),
+        None => std::fs::read_to_string(&named.source).ok(),
+    }
+}
+
+/// Parses and validates every fixture, going on after a bad one: the good
+/// fixtures, and every problem with its file, line, column and field.
+pub fn check_all(
+    texts: Vec<FixtureText>,
+    descriptors: &Descriptors,
+) -> (Vec<NamedFixture>, Vec<FixtureError>) {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for f in texts {
+        let named = parse(&f.source, &f.text).map(|fixture| NamedFixture {
+            name: f.name,
+            source: f.source,
+            fixture,
+        });
+        match named.and_then(|n| validate(&n, descriptors).map(|()| n)) {
+            Ok(n) => good.push(n),
+            Err(e) => bad.push(e.located_in(&f.text)),
+        }
+    }
+    (good, bad)
+}
+
+impl FixtureError {
+    /// A validation error with the line and column of its field in `text`
+    /// (the fixture's contents); other errors unchanged.
+    pub fn located_in(self, text: &str) -> FixtureError {
+        match self {
+            FixtureError::Invalid {
+                file,
+                at,
+                field,
+                message,
+            } if at.is_empty() => FixtureError::Invalid {
+                at: crate::locate::locate(text, &field)
+                    .map_or(String::new(), |(line, column)| format!(":{line}:{column}")),
+                file,
+                field,
+                message,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Collects `*.json` files under `dir` recursively.
@@ -148,6 +237,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), FixtureError> {
 pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), FixtureError> {
     let invalid = |field: String, message: String| FixtureError::Invalid {
         file: named.source.clone(),
+        at: String::new(),
         field,
         message,
     };
@@ -174,9 +264,12 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
     for (c, call) in f.calls.iter().enumerate() {
         let at = |rest: &str| format!("calls[{c}]{rest}");
         let method = descriptors.method(&call.method).ok_or_else(|| {
+            let known = descriptors.method_paths();
+            let hint = crate::suggest::closest(&call.method, known.iter().map(String::as_str))
+                .map_or(String::new(), |m| format!("; did you mean {m}?"));
             invalid(
                 at(".method"),
-                format!("no method {} in the descriptors", call.method),
+                format!("no method {} in the descriptors{hint}", call.method),
             )
         })?;
         for (name, value) in &call.metadata {

@@ -1,19 +1,23 @@
 //! `grpc-conform`: parses the command line, runs the library, maps the
 //! outcome to the exit codes documented in `cli`.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use grpc_conform::cli::{self, Cli};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let outcome = tokio::runtime::Runtime::new()
         .map_err(|e| cli::run::CliError::Other(format!("cannot start the async runtime: {e}")))
-        .and_then(|runtime| runtime.block_on(cli::execute(cli)));
+        .and_then(|runtime| runtime.block_on(cli::execute(cli, &matches)));
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("grpc-conform: {e}");
+            cli::out::note(&format!("grpc-conform: {e}"));
             ExitCode::from(e.exit_code())
         }
     }

@@ -9,7 +9,12 @@ use serde_json::Value;
 /// Builds a message of type `desc` from proto JSON; the error is serde's
 /// (field name and what was wrong).
 pub fn from_json(desc: &MessageDescriptor, json: &Value) -> Result<DynamicMessage, String> {
-    DynamicMessage::deserialize(desc.clone(), json).map_err(|e| e.to_string())
+    DynamicMessage::deserialize(desc.clone(), json).map_err(
+        |e| match crate::suggest::unknown_field(desc, json) {
+            Some(hint) => hint,
+            None => e.to_string(),
+        },
+    )
 }
 
 /// Encodes proto JSON of type `desc` to protobuf bytes.

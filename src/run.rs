@@ -49,6 +49,9 @@ pub struct RunConfig {
     pub repeat: u32,
     /// What the target offers.
     pub capabilities: Capabilities,
+    /// Stop starting fixtures after the first that fails the run; the rest
+    /// are reported as skipped ("not run").
+    pub fail_fast: bool,
 }
 
 /// One fixture's outcome, with what a report shows of it.
@@ -91,6 +94,31 @@ pub struct FixtureResult {
     pub trace: Option<String>,
 }
 
+impl FixtureResult {
+    /// The result of `named` before it is run: an error with nothing seen.
+    pub fn new(named: &NamedFixture) -> FixtureResult {
+        let f = &named.fixture;
+        FixtureResult {
+            name: named.name.clone(),
+            source: named.source.clone(),
+            description: f.description.clone(),
+            rule: f.rule.clone(),
+            level: f.level,
+            verdict: Verdict::Error,
+            transcript: None,
+            expected_from: None,
+            diff: None,
+            failed_checks: Vec::new(),
+            new_snapshot: None,
+            error: None,
+            reason: None,
+            variants: Vec::new(),
+            duration_ms: 0,
+            trace: None,
+        }
+    }
+}
+
 /// The whole run.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
@@ -110,6 +138,27 @@ impl RunReport {
     /// Whether every fixture passed (known failures allowed).
     pub fn passed(&self) -> bool {
         !self.results.iter().any(|r| r.verdict.fails_run())
+    }
+
+    /// The report of a run that could not start (the target unreachable):
+    /// every selected fixture an error with `why`, so report files still
+    /// show each one.
+    pub fn not_run(fixtures: &[NamedFixture], target: &str, why: &str) -> RunReport {
+        let results = fixtures
+            .iter()
+            .map(|f| {
+                let mut result = FixtureResult::new(f);
+                result.error = Some(why.to_string());
+                result
+            })
+            .collect();
+        RunReport {
+            target: target.to_string(),
+            transport: "none".to_string(),
+            capabilities: Capabilities::default(),
+            results,
+            duration_ms: 0,
+        }
     }
 
     /// How many results have `verdict`.
@@ -163,12 +212,30 @@ pub async fn run(
     .buffer_unordered(jobs);
     let mut results = Vec::with_capacity(total);
     while let Some(result) = stream.next().await {
+        let stop = shared.fail_fast && result.verdict.fails_run();
         results.push(result);
         events(RunEvent::FixtureFinished {
             result: results.last().expect("just pushed"),
             done: results.len(),
             total,
         });
+        if stop {
+            break;
+        }
+    }
+    // Dropping the stream cancels the conversations in flight: they, and
+    // those never started, were not run.
+    drop(stream);
+    let finished: BTreeSet<String> = results.iter().map(|r| r.name.clone()).collect();
+    for f in shared
+        .fixtures
+        .iter()
+        .filter(|f| !finished.contains(&f.name))
+    {
+        let mut result = FixtureResult::new(f);
+        result.verdict = Verdict::Skipped;
+        result.reason = Some("not run: --fail-fast stopped the run after a failure".into());
+        results.push(result);
     }
     results.sort_by(|a, b| a.name.cmp(&b.name));
     RunReport {
@@ -220,25 +287,7 @@ fn applicability(config: &RunConfig, named: &NamedFixture) -> Applicability {
 /// Drives one fixture (`repeat` times) and judges it.
 async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
     let started = Instant::now();
-    let f = &named.fixture;
-    let mut result = FixtureResult {
-        name: named.name.clone(),
-        source: named.source.clone(),
-        description: f.description.clone(),
-        rule: f.rule.clone(),
-        level: f.level,
-        verdict: Verdict::Error,
-        transcript: None,
-        expected_from: None,
-        diff: None,
-        failed_checks: Vec::new(),
-        new_snapshot: None,
-        error: None,
-        reason: None,
-        variants: Vec::new(),
-        duration_ms: 0,
-        trace: None,
-    };
+    let mut result = FixtureResult::new(named);
     let lens = match applicability(config, named) {
         Applicability::Run(lens) => lens,
         Applicability::Not(verdict, reason) => {

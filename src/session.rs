@@ -6,9 +6,11 @@
 
 use crate::{
     capabilities::{self, Capabilities, TransportError},
-    descriptors::Descriptors,
+    descriptors::{Descriptors, Reflected},
     drive::{Connector, DriveOptions, Target, TlsOptions},
     fixture::{self, FixtureError, NamedFixture},
+    known::{self, KnownListError},
+    partition::Partition,
     plan::{self, NamePattern},
     reference::{ReferenceConfig, ReferenceServer, ServeError},
     run::RunConfig,
@@ -62,6 +64,10 @@ pub struct SessionOptions {
     pub repeat: u32,
     /// Keep frame logs for `--trace`.
     pub trace: bool,
+    /// Only this shard of the selection.
+    pub partition: Option<Partition>,
+    /// Stop starting fixtures after the first that fails the run.
+    pub fail_fast: bool,
 }
 
 /// Why a session could not be prepared.
@@ -73,6 +79,15 @@ pub enum SessionError {
     /// A fixture, `.proto` or descriptor problem (exit 2).
     #[error(transparent)]
     Fixture(#[from] FixtureError),
+    /// Several fixtures are bad: every one is reported (exit 2).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Fixtures(Vec<FixtureError>),
+    /// Filters, skips and the partition left no fixture (exit 4).
+    #[error("no fixture selected ({0})")]
+    NothingSelected(String),
+    /// A known-failing or known-flaky entry matches no fixture (exit 2).
+    #[error(transparent)]
+    KnownList(#[from] KnownListError),
     /// The descriptors could not be built (exit 2).
     #[error("{0}")]
     Descriptors(String),
@@ -103,19 +118,15 @@ pub struct Session {
     pub label: String,
     /// How the target was reached.
     pub transport: String,
+    /// What reflection gave, with `--reflect`.
+    pub reflected: Option<Reflected>,
 }
 
-/// Loads the fixtures (embedded or a directory) and the descriptors (the
-/// contract's plus compiled `.proto` files).
-pub fn load(
-    fixtures: Option<&PathBuf>,
+/// The contract's descriptors and those of the `.proto` files.
+pub fn descriptors(
     protos: &[PathBuf],
     proto_paths: &[PathBuf],
-) -> Result<(Vec<NamedFixture>, Descriptors), SessionError> {
-    let fixtures = match fixtures {
-        Some(dir) => fixture::load_dir(dir),
-        None => fixture::load_embedded(),
-    }?;
+) -> Result<Descriptors, SessionError> {
     let mut descriptors =
         Descriptors::contract().map_err(|e| SessionError::Descriptors(e.to_string()))?;
     for proto in protos {
@@ -123,39 +134,101 @@ pub fn load(
             .add_proto(proto, proto_paths)
             .map_err(|e| SessionError::Descriptors(e.to_string()))?;
     }
-    Ok((fixtures, descriptors))
+    Ok(descriptors)
 }
 
-/// Validates every fixture against the descriptors.
+/// Loads the fixtures (embedded or a directory; every file that does not
+/// parse is reported, not only the first) and the descriptors (the
+/// contract's plus compiled `.proto` files).
+pub fn load(
+    fixtures: Option<&PathBuf>,
+    protos: &[PathBuf],
+    proto_paths: &[PathBuf],
+) -> Result<(Vec<NamedFixture>, Descriptors), SessionError> {
+    let texts = match fixtures {
+        Some(dir) => fixture::read_dir(dir)?,
+        None => fixture::read_embedded(),
+    };
+    let (mut parsed, mut bad) = (Vec::new(), Vec::new());
+    for f in texts {
+        match fixture::parse(&f.source, &f.text) {
+            Ok(fixture) => parsed.push(NamedFixture {
+                name: f.name,
+                source: f.source,
+                fixture,
+            }),
+            Err(e) => bad.push(e),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(SessionError::Fixtures(bad));
+    }
+    Ok((parsed, descriptors(protos, proto_paths)?))
+}
+
+/// Validates every fixture against the descriptors; every bad one is
+/// reported, each with the line and column of its field.
 pub fn validate_all(
     fixtures: &[NamedFixture],
     descriptors: &Descriptors,
 ) -> Result<(), SessionError> {
-    for f in fixtures {
-        fixture::validate(f, descriptors)?;
+    let bad: Vec<FixtureError> = fixtures
+        .iter()
+        .filter_map(|f| {
+            let e = fixture::validate(f, descriptors).err()?;
+            Some(match fixture::text_of(f) {
+                Some(text) => e.located_in(&text),
+                None => e,
+            })
+        })
+        .collect();
+    match bad.len() {
+        0 => Ok(()),
+        1 => Err(SessionError::Fixture(bad.into_iter().next().expect("one"))),
+        _ => Err(SessionError::Fixtures(bad)),
     }
-    Ok(())
 }
 
 /// The selected fixtures, validated unless types come from reflection.
 pub fn select(options: &SessionOptions) -> Result<(Vec<NamedFixture>, Descriptors), SessionError> {
+    select_among(options).map(|(selected, descriptors, _)| (selected, descriptors))
+}
+
+/// [`select`], and the names of every fixture loaded (selected or not).
+fn select_among(
+    options: &SessionOptions,
+) -> Result<(Vec<NamedFixture>, Descriptors, Vec<String>), SessionError> {
     let (fixtures, descriptors) = load(
         options.fixtures.as_ref(),
         &options.protos,
         &options.proto_paths,
     )?;
-    let selected = plan::select(fixtures, &options.filters, &options.skips);
+    let names: Vec<String> = fixtures.iter().map(|f| f.name.clone()).collect();
+    let mut selected = plan::select(fixtures, &options.filters, &options.skips);
+    if let Some(partition) = &options.partition {
+        selected.retain(|f| partition.contains(&f.name));
+    }
+    if selected.is_empty() {
+        let why = match (&options.fixtures, names.is_empty()) {
+            (Some(dir), true) => format!("{} holds no *.json fixture", dir.display()),
+            _ => format!(
+                "{} fixtures, none left by --filter, --skip and --partition",
+                names.len()
+            ),
+        };
+        return Err(SessionError::NothingSelected(why));
+    }
     // Without reflection every type is known now: a bad fixture is exit 2
     // before the target is even tried.
     if !options.reflect {
         validate_all(&selected, &descriptors)?;
     }
-    Ok((selected, descriptors))
+    Ok((selected, descriptors, names))
 }
 
 /// Prepares the run: everything before the first fixture.
 pub async fn prepare(options: SessionOptions) -> Result<Session, SessionError> {
-    let (selected, mut descriptors) = select(&options)?;
+    let (selected, mut descriptors, names) = select_among(&options)?;
     let (reference, address) = match &options.target {
         Some(t) => (None, t.clone()),
         None => {
@@ -173,13 +246,16 @@ pub async fn prepare(options: SessionOptions) -> Result<Session, SessionError> {
     .map_err(|e| SessionError::Usage(e.to_string()))?;
     let transport =
         capabilities::check_transport(&connector, options.tls.is_some(), UNREACHABLE_AFTER).await?;
-    if options.reflect {
-        descriptors
-            .add_reflected(&address, Duration::from_secs(10))
+    let reflected = if options.reflect {
+        let reflected = descriptors
+            .add_reflected(&connector, Duration::from_secs(10))
             .await
             .map_err(|e| SessionError::Descriptors(e.to_string()))?;
         validate_all(&selected, &descriptors)?;
-    }
+        Some(reflected)
+    } else {
+        None
+    };
     let mut capabilities = match &reference {
         Some(_) => Capabilities::everything(),
         None => capabilities::probe(&connector, options.time_scale)
@@ -194,14 +270,26 @@ pub async fn prepare(options: SessionOptions) -> Result<Session, SessionError> {
             .assume(given)
             .map_err(|e| SessionError::Usage(e.to_string()))?;
     }
+    let all = names.iter().map(String::as_str);
     let known_failing = match &options.known_failing {
-        Some(path) => plan::parse_known_failing(&read_list(path)?)
-            .into_iter()
-            .collect(),
+        Some(path) => known::expand(
+            &path.display().to_string(),
+            &plan::parse_known_failing(&read_list(path)?),
+            all.clone(),
+        )?,
         None => BTreeSet::new(),
     };
     let known_flaky = match &options.known_flaky {
-        Some(path) => plan::parse_known_flaky(&read_list(path)?),
+        Some(path) => {
+            let mut covered = BTreeMap::new();
+            for (entry, why) in plan::parse_known_flaky(&read_list(path)?) {
+                let list = path.display().to_string();
+                for name in known::expand(&list, std::slice::from_ref(&entry), all.clone())? {
+                    covered.insert(name, why.clone());
+                }
+            }
+            covered
+        }
         None => BTreeMap::new(),
     };
     let label = match &reference {
@@ -224,12 +312,14 @@ pub async fn prepare(options: SessionOptions) -> Result<Session, SessionError> {
         jobs: options.jobs,
         repeat: options.repeat,
         capabilities,
+        fail_fast: options.fail_fast,
     };
     Ok(Session {
         config,
         reference,
         label,
         transport: transport.to_string(),
+        reflected,
     })
 }
 

@@ -28,7 +28,22 @@ pub enum SnapshotError {
         /// The file.
         path: String,
     },
+    /// The `--snapshots` directory is not there.
+    #[error("snapshots directory {path} does not exist (a run with --snapshots {path} creates it on the first mismatch)")]
+    NoDir {
+        /// The directory given.
+        path: PathBuf,
+    },
 }
+
+/// The `info` of a golden base: a copy of the golden snapshot written next to
+/// a `.snap.new` that has no accepted `.snap`, in a directory `snapshots
+/// init` prepared for cargo-insta, so `cargo insta review` shows the diff
+/// against the golden instead of the whole transcript as new. Such
+/// a `.snap` is not an accepted divergence: the store ignores it, a match
+/// removes it, and an accept (ours or cargo-insta's) overwrites it.
+pub const GOLDEN_BASE_INFO: &str =
+    "golden snapshot of grpc-conform, written as the base of a review; not an accepted divergence";
 
 /// Where the expected transcript came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,13 +58,34 @@ pub enum Origin {
 /// `source` is the fixture file (insta's "source"), `expression` the fixture
 /// name, so `cargo insta review` shows what produced it.
 pub fn render(name: &str, source: &str, description: &str, contents: &str) -> String {
+    render_with_info(name, source, description, None, contents)
+}
+
+/// [`render`] with insta's optional `info` field.
+fn render_with_info(
+    name: &str,
+    source: &str,
+    description: &str,
+    info: Option<&str>,
+    contents: &str,
+) -> String {
+    let info = info.map_or(String::new(), |i| format!("info: {}\n", yaml_string(i)));
     format!(
-        "---\nsource: {}\ndescription: {}\nexpression: {}\n---\n{}\n",
+        "---\nsource: {}\ndescription: {}\nexpression: {}\n{info}---\n{}\n",
         yaml_string(source),
         yaml_string(description),
         yaml_string(name),
         contents.trim_end()
     )
+}
+
+/// Whether a snapshot file's text is a golden base (see [`GOLDEN_BASE_INFO`]).
+pub fn is_golden_base(text: &str) -> bool {
+    let marker = format!("info: {}", yaml_string(GOLDEN_BASE_INFO));
+    text.lines()
+        .skip(1)
+        .take_while(|l| l.trim_end() != "---")
+        .any(|l| l.trim_end() == marker)
 }
 
 /// A YAML scalar insta's parser reads back as the same string: plain when
@@ -128,8 +164,12 @@ impl Store {
     pub fn expected(&self, name: &str) -> Result<Option<(String, Origin)>, SnapshotError> {
         if let Some(dir) = &self.dir {
             let path = dir.join(format!("{name}.snap"));
-            if path.exists() {
-                let text = read(&path)?;
+            let text = if path.exists() {
+                Some(read(&path)?)
+            } else {
+                None
+            };
+            if let Some(text) = text.filter(|t| !is_golden_base(t)) {
                 return Ok(Some((
                     parse(&path.display().to_string(), &text)?,
                     Origin::Accepted(path),
@@ -146,25 +186,80 @@ impl Store {
     }
 
     /// After a mismatch: writes `DIR/<name>.snap.new` when a directory was
-    /// given and writing is allowed; the path written, if any.
+    /// given and writing is allowed; the path written, if any. Without an
+    /// accepted `.snap`, in a directory prepared for cargo-insta, the golden
+    /// one is written beside it as a golden base (see [`GOLDEN_BASE_INFO`]),
+    /// so cargo-insta diffs against the golden.
     pub fn write_new(&self, name: &str, snap_text: &str) -> Result<Option<PathBuf>, SnapshotError> {
         let (Some(dir), true) = (&self.dir, self.write) else {
             return Ok(None);
         };
         let path = dir.join(format!("{name}.snap.new"));
         write(&path, snap_text)?;
+        // Only where `snapshots init` made a cargo-insta package: elsewhere
+        // (the interop peers' directories) a base would be a stray file.
+        let golden = self.golden.get(name).filter(|_| is_insta_stub(dir));
+        if let Some(golden) = golden {
+            let snap = dir.join(format!("{name}.snap"));
+            let current = if snap.exists() {
+                Some(read(&snap)?)
+            } else {
+                None
+            };
+            if current.as_deref().is_none_or(is_golden_base) {
+                let (source, description) = metadata_of(golden);
+                let contents = parse(&format!("snapshots/{name}.snap"), golden)?;
+                let base = render_with_info(
+                    name,
+                    &source,
+                    &description,
+                    Some(GOLDEN_BASE_INFO),
+                    &contents,
+                );
+                if current.as_deref() != Some(base.as_str()) {
+                    write(&snap, &base)?;
+                }
+            }
+        }
         Ok(Some(path))
     }
 
-    /// After a match: removes a leftover `DIR/<name>.snap.new`, as insta does.
+    /// After a match: removes a leftover `DIR/<name>.snap.new` (as insta
+    /// does) and a golden base written for its review.
     pub fn clear_new(&self, name: &str) -> Result<(), SnapshotError> {
         if let (Some(dir), true) = (&self.dir, self.write) {
-            let path = dir.join(format!("{name}.snap.new"));
-            if path.exists() {
-                std::fs::remove_file(&path).map_err(|source| SnapshotError::Io { path, source })?;
-            }
+            remove_if_exists(&dir.join(format!("{name}.snap.new")))?;
+            remove_golden_base(dir, name)?;
         }
         Ok(())
+    }
+}
+
+/// The `source` and `description` of a snapshot file's metadata block, as
+/// [`render`] wrote them (empty when absent).
+fn metadata_of(text: &str) -> (String, String) {
+    let field = |key: &str| {
+        text.lines()
+            .skip(1)
+            .take_while(|l| l.trim_end() != "---")
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                let v = v.trim();
+                serde_json::from_str::<String>(v).unwrap_or_else(|_| v.to_string())
+            })
+            .unwrap_or_default()
+    };
+    (field("source:"), field("description:"))
+}
+
+/// Fails unless the snapshots directory exists.
+pub fn require_dir(dir: &Path) -> Result<(), SnapshotError> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(SnapshotError::NoDir {
+            path: dir.to_path_buf(),
+        })
     }
 }
 
@@ -174,6 +269,53 @@ pub fn pending(dir: &Path) -> Result<Vec<(String, PathBuf)>, SnapshotError> {
         .into_iter()
         .map(|p| (name_of(dir, &p, ".snap.new"), p))
         .collect())
+}
+
+/// Snapshot files under `dir` (accepted `.snap`, golden bases and pending
+/// `.snap.new`) whose fixture `exists` does not know, as (name, path), sorted.
+pub fn orphans(
+    dir: &Path,
+    exists: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, PathBuf)>, SnapshotError> {
+    let mut out: Vec<(String, PathBuf)> = files_with(dir, ".snap")?
+        .into_iter()
+        .map(|p| (name_of(dir, &p, ".snap"), p))
+        .chain(pending(dir)?)
+        .filter(|(name, _)| !exists(name))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Deletes the snapshot files `orphans` found; the paths deleted.
+pub fn prune(dir: &Path, exists: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, SnapshotError> {
+    let mut done = Vec::new();
+    for (_, path) in orphans(dir, exists)? {
+        remove_if_exists(&path)?;
+        done.push(path);
+    }
+    Ok(done)
+}
+
+/// Removes `path` unless it is already gone.
+fn remove_if_exists(path: &Path) -> Result<(), SnapshotError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(SnapshotError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Removes `dir/<name>.snap` if it is a golden base (never an accepted one).
+fn remove_golden_base(dir: &Path, name: &str) -> Result<(), SnapshotError> {
+    let snap = dir.join(format!("{name}.snap"));
+    if snap.exists() && is_golden_base(&read(&snap)?) {
+        remove_if_exists(&snap)?;
+    }
+    Ok(())
 }
 
 /// Moves each pending snapshot whose name `keep` accepts onto its `.snap`;
@@ -191,12 +333,14 @@ pub fn accept(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, Sn
     Ok(done)
 }
 
-/// Deletes each pending snapshot whose name `keep` accepts; returns the names.
+/// Deletes each pending snapshot whose name `keep` accepts (and the golden
+/// base written for its review); returns the names.
 pub fn reject(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, SnapshotError> {
     let mut done = Vec::new();
     for (name, new) in pending(dir)? {
         if keep(&name) {
-            std::fs::remove_file(&new).map_err(|source| SnapshotError::Io { path: new, source })?;
+            remove_if_exists(&new)?;
+            remove_golden_base(dir, &name)?;
             done.push(name);
         }
     }
@@ -214,20 +358,35 @@ pub fn bless(dir: &Path, name: &str, snap_text: &str) -> Result<bool, SnapshotEr
     Ok(true)
 }
 
+/// The first line of the manifest [`init_cargo_stub`] writes; a manifest
+/// starting with it is ours to rewrite.
+const STUB_MARKER: &str = "# Lets `cargo insta review` find grpc-conform's .snap.new files here.";
+
+/// Whether `dir` holds the cargo package [`init_cargo_stub`] writes.
+fn is_insta_stub(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.starts_with(STUB_MARKER))
+}
+
 /// Makes `dir` a cargo package (a `Cargo.toml` and an empty `lib.rs`), which
-/// is all `cargo insta review` needs to find the `.snap.new` files there:
-/// it walks the directory of every package `cargo metadata` lists.
+/// is what `cargo insta review` needs to find the `.snap.new` files there:
+/// it walks the directory of every package `cargo metadata` lists. The
+/// package names insta as a dev-dependency so cargo-insta knows its version;
+/// the caller resolves the lock file once (`cargo generate-lockfile`) so a
+/// review writes nothing. Returns the files written.
 pub fn init_cargo_stub(dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
     let manifest = dir.join("Cargo.toml");
     let lib = dir.join("lib.rs");
+    let text = format!(
+        "{STUB_MARKER}\n\
+         [package]\nname = \"grpc-conform-snapshots\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [lib]\npath = \"lib.rs\"\n\n\
+         # Never built: tells cargo-insta which insta format these files follow.\n\
+         [dev-dependencies]\ninsta = \"1\"\n\n[workspace]\n"
+    );
     let mut written = Vec::new();
-    if !manifest.exists() {
-        write(
-            &manifest,
-            "# Lets `cargo insta review` find grpc-conform's .snap.new files here.\n\
-             [package]\nname = \"grpc-conform-snapshots\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-             [lib]\npath = \"lib.rs\"\n\n[workspace]\n",
-        )?;
+    let ours = !manifest.exists() || read(&manifest)?.starts_with(STUB_MARKER);
+    if ours && (!manifest.exists() || read(&manifest)? != text) {
+        write(&manifest, &text)?;
         written.push(manifest);
     }
     if !lib.exists() {

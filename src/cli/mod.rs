@@ -2,14 +2,30 @@
 //! `grpc-conform snapshots ...` manages snapshots, `grpc-conform serve` runs
 //! the reference server.
 //!
-//! Exit codes: 0 all fixtures passed, 1 a fixture failed (or a known-failing
-//! entry is stale), 2 usage or fixture error, 3 target unreachable.
+//! Exit codes: [`EXIT_CODES`] (also at the end of `--help` and in README.md).
 
+pub mod check;
+pub mod color;
+pub mod config;
+pub mod install;
+pub mod list;
+pub mod out;
 pub mod run;
 pub mod serve;
 pub mod snapshots;
 
 use clap::{Parser, Subcommand};
+
+/// The exit codes, as `--help` shows them.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  every selected fixture passed (known failures and known-flaky allowed)
+  1  a fixture failed, a known-failing entry is stale, or a conversation could not be held
+  2  usage or fixture error: a malformed flag value or target (http://..., no port,
+     port out of range), a bad fixture, .proto, list entry or config file; nothing was sent
+  3  the target is unreachable or does not speak gRPC over HTTP/2 as addressed
+  4  nothing selected (--filter, --skip, --partition or an empty --fixtures directory)
+`snapshots pending` and `snapshots orphans` exit 1 when they find something.";
 
 /// Cross-language gRPC conformance and interop test kit.
 #[derive(Debug, Parser)]
@@ -17,7 +33,8 @@ use clap::{Parser, Subcommand};
     name = "grpc-conform",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// What to do; with none, run the conformance suite.
@@ -35,17 +52,29 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Review, accept or reject a target's snapshots; regenerate the golden ones.
     Snapshots(snapshots::SnapshotsArgs),
+    /// Parse and validate every fixture (all problems, each with file, line,
+    /// column and field); sends nothing. Exit 0 when all are valid, 2 otherwise.
+    Check(check::CheckArgs),
+    /// Print the shell completion script for SHELL (e.g. `grpc-conform
+    /// completions bash > /etc/bash_completion.d/grpc-conform`).
+    Completions(install::CompletionsArgs),
+    /// Print the man page (roff; `grpc-conform man > grpc-conform.1`), or
+    /// write a page per subcommand with --dir.
+    Man(install::ManArgs),
 }
 
 /// Runs what the command line asks: the exit code of a job that ran to its
 /// end, or the error that stopped it (which knows its own exit code).
-pub async fn execute(cli: Cli) -> Result<u8, run::CliError> {
+pub async fn execute(cli: Cli, matches: &clap::ArgMatches) -> Result<u8, run::CliError> {
     match cli.command {
         Some(Command::Serve(args)) => serve::execute(&args)
             .await
             .map(|()| 0)
             .map_err(|e| run::CliError::Other(format!("serve: {e}"))),
         Some(Command::Snapshots(args)) => snapshots::execute(args).await,
-        None => run::execute(cli.run).await,
+        Some(Command::Check(args)) => check::execute(&args),
+        Some(Command::Completions(args)) => install::completions(&args),
+        Some(Command::Man(args)) => install::man(&args),
+        None => run::execute(cli.run, matches).await,
     }
 }

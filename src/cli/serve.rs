@@ -5,7 +5,7 @@ use crate::reference::{
     Encoding, PingPolicy, ReferenceConfig, ReferenceServer, ServeError, ServerKeepalive,
 };
 use clap::Args;
-use std::{io::Write, net::SocketAddr, time::Duration};
+use std::{io::Write, net::SocketAddr, path::PathBuf, time::Duration};
 
 /// Flags of `grpc-conform serve`. Durations are written like `300s`, `500ms`,
 /// `2h` or `1m 30s`.
@@ -70,6 +70,19 @@ pub struct ServeArgs {
     #[arg(long, value_delimiter = ',', default_value = "gzip,deflate,zstd", value_parser = parse_encoding)]
     pub encodings: Vec<Encoding>,
 
+    /// Serve TLS (ALPN h2) with this PEM certificate chain instead of h2c;
+    /// needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by a CA of this PEM file (mTLS);
+    /// needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Do not serve the Observer (GetCall answers UNIMPLEMENTED), to play a
     /// server that does not implement it.
     #[arg(long)]
@@ -113,8 +126,23 @@ impl ServeArgs {
             max_connection_age_grace: self.max_connection_age_grace,
             max_message_size: self.max_message_size,
             encodings: self.encodings.clone(),
+            tls: None,
             observer: !self.no_observer,
             control_headers: !self.no_control_headers,
+        }
+    }
+
+    /// The TLS configuration of --tls-cert, --tls-key and --tls-client-ca.
+    pub fn tls(
+        &self,
+    ) -> Result<Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>, ServeError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::server_config(
+                cert,
+                key,
+                self.tls_client_ca.as_deref(),
+            )?)),
+            _ => Ok(None),
         }
     }
 }
@@ -126,7 +154,11 @@ pub async fn execute(args: &ServeArgs) -> Result<(), ServeError> {
     // Watch the signals before announcing the address: a supervisor may
     // send one as soon as it has read the line.
     let stop = StopSignals::watch()?;
-    let server = ReferenceServer::start(args.config()).await?;
+    let config = ReferenceConfig {
+        tls: args.tls()?,
+        ..args.config()
+    };
+    let server = ReferenceServer::start(config).await?;
     let mut stdout = std::io::stdout().lock();
     // A closed stdout must not stop the server: the address is a courtesy.
     let _ = writeln!(stdout, "listening on {}", server.local_addr());

@@ -1,7 +1,7 @@
 //! `grpc-conform snapshots ...`: review a target's pending snapshots without
 //! cargo-insta, and regenerate the golden snapshots from the reference.
 
-use super::run::CliError;
+use super::{out, run::CliError};
 use crate::{
     plan::NamePattern,
     run,
@@ -9,7 +9,7 @@ use crate::{
     snapshot::{self, Store},
 };
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::{collections::BTreeSet, path::PathBuf};
 
 /// Arguments of `snapshots`.
 #[derive(Debug, Args)]
@@ -23,13 +23,20 @@ pub struct SnapshotsArgs {
 #[derive(Debug, Subcommand)]
 pub enum SnapshotsAction {
     /// List pending `.snap.new` files with their diff against the accepted
-    /// or golden snapshot.
+    /// or golden snapshot; exits 1 when something is pending, 0 when nothing is.
     Pending(PendingArgs),
-    /// Turn pending snapshots into accepted ones (all, or those matching NAME patterns).
+    /// Turn pending snapshots into accepted ones (all, or those matching NAME
+    /// patterns; a pattern matching nothing pending is an error).
     Accept(PendingArgs),
-    /// Delete pending snapshots (all, or those matching NAME patterns).
+    /// Delete pending snapshots (all, or those matching NAME patterns; a
+    /// pattern matching nothing pending is an error).
     Reject(PendingArgs),
-    /// Make the snapshots directory a cargo package so `cargo insta review` finds it.
+    /// List snapshot files whose fixture no longer exists; exits 1 when there are any.
+    Orphans(OrphanArgs),
+    /// Delete snapshot files whose fixture no longer exists.
+    Prune(OrphanArgs),
+    /// Make the snapshots directory a cargo package so `cargo insta review`
+    /// finds it (writes Cargo.toml, lib.rs and, with cargo, Cargo.lock).
     Init(DirArg),
     /// Run the fixtures against the embedded reference server and write
     /// their transcripts as golden snapshots (for maintainers; review every
@@ -48,12 +55,23 @@ pub struct DirArg {
 /// Arguments of pending, accept and reject.
 #[derive(Debug, Args)]
 pub struct PendingArgs {
-    /// The target's snapshots directory.
+    /// The target's snapshots directory (it must exist).
     #[arg(long, value_name = "DIR")]
     pub snapshots: PathBuf,
     /// Only these fixtures (substring or glob); all when none.
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+}
+
+/// Arguments of orphans and prune.
+#[derive(Debug, Args)]
+pub struct OrphanArgs {
+    /// The target's snapshots directory (it must exist).
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: PathBuf,
+    /// The fixtures the snapshots belong to; the embedded corpus when absent.
+    #[arg(long, value_name = "DIR")]
+    pub fixtures: Option<PathBuf>,
 }
 
 /// Arguments of bless-golden.
@@ -67,63 +85,174 @@ pub struct BlessArgs {
     pub fixtures: PathBuf,
 }
 
+/// A snapshot store error as a CLI error (exit 2).
+fn store_error(e: snapshot::SnapshotError) -> CliError {
+    match e {
+        snapshot::SnapshotError::NoDir { .. } => CliError::Usage(e.to_string()),
+        _ => CliError::Other(e.to_string()),
+    }
+}
+
 /// Runs a snapshots action; the exit code.
 pub async fn execute(args: SnapshotsArgs) -> Result<u8, CliError> {
-    let other = |e: snapshot::SnapshotError| CliError::Other(e.to_string());
     match args.action {
-        SnapshotsAction::Pending(p) => {
-            let keep = matcher(&p.names)?;
-            let store = Store::new(Some(p.snapshots.clone()), false);
-            for (name, path) in snapshot::pending(&p.snapshots).map_err(other)? {
-                if !keep(&name) {
-                    continue;
-                }
-                println!("{name}  ({})", path.display());
-                let new = std::fs::read_to_string(&path)
-                    .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
-                let new = snapshot::parse(&path.display().to_string(), &new).map_err(other)?;
-                let old = store
-                    .expected(&name)
-                    .map_err(other)?
-                    .map(|(t, _)| t)
-                    .unwrap_or_default();
-                let diff = similar::TextDiff::from_lines(&old, &new);
-                print!("{}", diff.unified_diff().header("accepted", "pending"));
-            }
-            Ok(0)
-        }
+        SnapshotsAction::Pending(p) => show_pending(&p),
         SnapshotsAction::Accept(p) => {
-            let keep = matcher(&p.names)?;
-            for name in snapshot::accept(&p.snapshots, keep).map_err(other)? {
-                println!("accepted {name}");
+            let chosen = chosen_pending(&p)?;
+            let done =
+                snapshot::accept(&p.snapshots, |n| chosen.contains(n)).map_err(store_error)?;
+            for name in done {
+                out::line(&format!("accepted {name}"))?;
             }
             Ok(0)
         }
         SnapshotsAction::Reject(p) => {
-            let keep = matcher(&p.names)?;
-            for name in snapshot::reject(&p.snapshots, keep).map_err(other)? {
-                println!("rejected {name}");
+            let chosen = chosen_pending(&p)?;
+            let done =
+                snapshot::reject(&p.snapshots, |n| chosen.contains(n)).map_err(store_error)?;
+            for name in done {
+                out::line(&format!("rejected {name}"))?;
             }
             Ok(0)
         }
-        SnapshotsAction::Init(d) => {
-            for path in snapshot::init_cargo_stub(&d.snapshots).map_err(other)? {
-                println!("wrote {}", path.display());
+        SnapshotsAction::Orphans(o) => {
+            let names = fixture_names(&o)?;
+            let found =
+                snapshot::orphans(&o.snapshots, |n| names.contains(n)).map_err(store_error)?;
+            for (name, path) in &found {
+                out::line(&format!("{name}\t{}", path.display()))?;
+            }
+            if found.is_empty() {
+                out::note("no snapshot without a fixture");
+            } else {
+                out::note(&format!(
+                    "{} snapshot files have no fixture; `grpc-conform snapshots prune --snapshots {}` deletes them",
+                    found.len(),
+                    o.snapshots.display()
+                ));
+            }
+            Ok(u8::from(!found.is_empty()))
+        }
+        SnapshotsAction::Prune(o) => {
+            let names = fixture_names(&o)?;
+            for path in snapshot::prune(&o.snapshots, |n| names.contains(n)).map_err(store_error)? {
+                out::line(&format!("deleted {}", path.display()))?;
             }
             Ok(0)
         }
+        SnapshotsAction::Init(d) => init(&d),
         SnapshotsAction::BlessGolden(b) => bless(b).await,
     }
 }
 
-/// A name filter from patterns (everything when there are none).
-fn matcher(names: &[String]) -> Result<impl Fn(&str) -> bool, CliError> {
-    let patterns = names
+/// `snapshots pending`: each pending snapshot with its diff; 1 when any.
+fn show_pending(p: &PendingArgs) -> Result<u8, CliError> {
+    let chosen = chosen_pending(p)?;
+    let store = Store::new(Some(p.snapshots.clone()), false);
+    for (name, path) in snapshot::pending(&p.snapshots).map_err(store_error)? {
+        if !chosen.contains(&name) || out::closed() {
+            continue;
+        }
+        out::line(&format!("{name}  ({})", path.display()))?;
+        let new = std::fs::read_to_string(&path)
+            .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+        let new = snapshot::parse(&path.display().to_string(), &new).map_err(store_error)?;
+        let (old, from) = match store.expected(&name).map_err(store_error)? {
+            Some((text, snapshot::Origin::Golden)) => (text, "golden"),
+            Some((text, snapshot::Origin::Accepted(_))) => (text, "accepted"),
+            None => (String::new(), "none"),
+        };
+        let (old, new) = (format!("{old}\n"), format!("{new}\n"));
+        let diff = similar::TextDiff::from_lines(&old, &new);
+        out::print(&diff.unified_diff().header(from, "pending").to_string())?;
+    }
+    if chosen.is_empty() {
+        out::note("nothing pending");
+    } else {
+        out::note(&format!(
+            "{} pending; `grpc-conform snapshots accept --snapshots {}` accepts them, `reject` deletes them",
+            chosen.len(),
+            p.snapshots.display()
+        ));
+    }
+    Ok(u8::from(!chosen.is_empty()))
+}
+
+/// The names of the pending snapshots the NAME patterns choose (all when
+/// none); a missing directory or a pattern choosing nothing is an error.
+fn chosen_pending(p: &PendingArgs) -> Result<BTreeSet<String>, CliError> {
+    snapshot::require_dir(&p.snapshots).map_err(store_error)?;
+    let patterns = p
+        .names
         .iter()
         .map(|n| NamePattern::parse(n))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    Ok(move |name: &str| patterns.is_empty() || patterns.iter().any(|p| p.matches(name)))
+    let pending: Vec<String> = snapshot::pending(&p.snapshots)
+        .map_err(store_error)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let unmatched: Vec<&str> = p
+        .names
+        .iter()
+        .zip(&patterns)
+        .filter(|(_, pattern)| !pending.iter().any(|n| pattern.matches(n)))
+        .map(|(text, _)| text.as_str())
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(CliError::Usage(format!(
+            "no pending snapshot in {} matches {} ({} pending)",
+            p.snapshots.display(),
+            unmatched.join(", "),
+            pending.len()
+        )));
+    }
+    Ok(pending
+        .into_iter()
+        .filter(|n| patterns.is_empty() || patterns.iter().any(|p| p.matches(n)))
+        .collect())
+}
+
+/// The names of the fixtures the snapshots of `o` belong to.
+fn fixture_names(o: &OrphanArgs) -> Result<BTreeSet<String>, CliError> {
+    snapshot::require_dir(&o.snapshots).map_err(store_error)?;
+    let (fixtures, _) = session::load(o.fixtures.as_ref(), &[], &[])?;
+    Ok(fixtures.into_iter().map(|f| f.name).collect())
+}
+
+/// `snapshots init`: the cargo stub, and its lock file resolved once so
+/// that `cargo insta review` writes nothing.
+fn init(d: &DirArg) -> Result<u8, CliError> {
+    for path in snapshot::init_cargo_stub(&d.snapshots).map_err(store_error)? {
+        out::line(&format!("wrote {}", path.display()))?;
+    }
+    let lock = d.snapshots.join("Cargo.lock");
+    if lock.exists() {
+        return Ok(0);
+    }
+    // Online first (what a user expects), then from cargo's local cache.
+    let cargo = std::env::var_os("CARGO").unwrap_or("cargo".into());
+    let resolve = |offline: bool| {
+        let mut cmd = std::process::Command::new(&cargo);
+        cmd.arg("generate-lockfile")
+            .arg("--manifest-path")
+            .arg(d.snapshots.join("Cargo.toml"));
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.status()
+    };
+    match resolve(false).and_then(|s| if s.success() { Ok(s) } else { resolve(true) }) {
+        Ok(status) if status.success() => out::line(&format!("wrote {}", lock.display()))?,
+        Ok(status) => out::note(&format!(
+            "`cargo generate-lockfile` failed ({status}): cargo-insta will write Cargo.lock on its first run"
+        )),
+        Err(e) => out::note(&format!(
+            "cannot run cargo ({e}); `cargo insta review` needs it anyway"
+        )),
+    }
+    Ok(0)
 }
 
 /// Regenerates the golden snapshots from the embedded reference.
@@ -155,20 +284,20 @@ async fn bless(b: BlessArgs) -> Result<u8, CliError> {
                 if snapshot::bless(&b.dir, &r.name, &text)
                     .map_err(|e| CliError::Other(e.to_string()))?
                 {
-                    println!("wrote {}/{}.snap", b.dir.display(), r.name);
+                    out::line(&format!("wrote {}/{}.snap", b.dir.display(), r.name))?;
                 }
             }
             _ => {
                 refused += 1;
-                println!(
+                out::line(&format!(
                     "NOT WRITTEN {}: {}",
                     r.name,
                     r.error
                         .clone()
                         .unwrap_or_else(|| r.failed_checks.join("; "))
-                );
+                ))?;
                 if let Some(t) = &r.transcript {
-                    println!("{t}");
+                    out::line(t)?;
                 }
             }
         }

@@ -35,6 +35,9 @@ pub struct TlsOptions {
     pub ca_cert: Option<PathBuf>,
     /// Name to verify the certificate against (SNI); the target's host when absent.
     pub server_name: Option<String>,
+    /// PEM certificate chain and private key presented to a target that asks
+    /// for client certificates (mTLS); none when absent.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// Opens connections to one target; cheap to share between conversations.
@@ -172,39 +175,37 @@ fn tls_connector(
     address: &str,
     options: &TlsOptions,
 ) -> Result<(TlsConnector, ServerName<'static>), DriveError> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match &options.ca_cert {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    DriveError::Tls(format!("cannot read --ca-cert {}: {e}", path.display()))
-                })?;
-            if certs.is_empty() {
-                return Err(DriveError::Tls(format!(
-                    "no certificate in --ca-cert {}",
-                    path.display()
-                )));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| {
-                    DriveError::Tls(format!("bad certificate in {}: {e}", path.display()))
-                })?;
-            }
-        }
+    let tls_err = |e: crate::tls::TlsError| DriveError::Tls(e.to_string());
+    let roots = match &options.ca_cert {
+        Some(path) => crate::tls::roots("--ca-cert", path).map_err(tls_err)?,
         None => {
+            let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(cert);
             }
+            roots
         }
-    }
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| DriveError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match &options.client_identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                crate::tls::certificates("--client-cert", cert).map_err(tls_err)?,
+                crate::tls::private_key("--client-key", key).map_err(tls_err)?,
+            )
+            .map_err(|e| {
+                DriveError::Tls(format!(
+                    "--client-cert {} with --client-key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?,
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
     let host = match &options.server_name {
         Some(name) => name.clone(),
@@ -215,6 +216,33 @@ fn tls_connector(
     Ok((TlsConnector::from(Arc::new(config)), name))
 }
 
+/// Checks a `--target` value: `host:port` (or `[v6]:port`) with a port in
+/// 1..=65535 and no scheme; the reason when it is not, so a typo is a usage
+/// error rather than an unreachable target.
+pub fn check_address(address: &str) -> Result<(), String> {
+    if let Some((scheme, _)) = address.split_once("://") {
+        return Err(format!(
+            "`{address}`: give host:port without `{scheme}://` (use --tls for TLS)"
+        ));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(format!("`{address}`: no port; give host:port"));
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.is_empty()
+        || bare.contains(['/', ' '])
+        || (bare.contains(':') && !host.starts_with('['))
+    {
+        return Err(format!(
+            "`{address}`: bad host (write an IPv6 address in brackets: [::1]:50051)"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("`{address}`: the port must be 1 to 65535")),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// The host part of `host:port` (brackets of an IPv6 literal removed).
 fn host_of(address: &str) -> &str {
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
@@ -223,6 +251,29 @@ fn host_of(address: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_are_checked() {
+        for good in [
+            "localhost:50051",
+            "127.0.0.1:1",
+            "[::1]:443",
+            "api.example.com:65535",
+        ] {
+            assert!(super::check_address(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:8080",
+            "localhost",
+            "127.0.0.1:99999",
+            "127.0.0.1:0",
+            ":50051",
+            "::1:50051",
+            "host:port",
+        ] {
+            assert!(super::check_address(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn host_of_strips_port_and_brackets() {
         assert_eq!(super::host_of("example.com:443"), "example.com");

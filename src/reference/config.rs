@@ -102,6 +102,9 @@ pub struct ReferenceConfig {
     pub max_message_size: usize,
     /// Encodings accepted on requests and offered for responses, besides identity.
     pub encodings: Vec<Encoding>,
+    /// TLS (ALPN h2, optionally client certificates) instead of h2c; see
+    /// [`crate::tls::server_config`].
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Serve the Observer (`conform.v1.Observer`); off, GetCall is
     /// UNIMPLEMENTED, as on a server that does not implement it.
     pub observer: bool,
@@ -122,6 +125,7 @@ impl Default for ReferenceConfig {
             max_connection_age_grace: None,
             max_message_size: 4 * 1024 * 1024,
             encodings: Encoding::ALL.to_vec(),
+            tls: None,
             observer: true,
             control_headers: true,
         }

@@ -42,6 +42,12 @@ pub fn progress_line(result: &FixtureResult, done: usize, total: usize, color: b
     format!("[{done}/{total}] {colour}{word}{} {}", s.reset, result.name)
 }
 
+/// A line for a log that is not a terminal: `PASS name (12 ms)`.
+pub fn log_line(result: &FixtureResult) -> String {
+    let (_, word) = verdict_word(result.verdict, &Style::new(false));
+    format!("{word} {} ({} ms)", result.name, result.duration_ms)
+}
+
 /// The full report.
 pub fn render(report: &RunReport, color: bool) -> String {
     let s = Style::new(color);

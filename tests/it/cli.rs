@@ -2,6 +2,14 @@
 //! snapshot writing and review. Every run uses the embedded reference server
 //! on 127.0.0.1 unless a test says otherwise.
 
+mod check;
+mod ci_options;
+mod insta_review;
+mod install;
+mod reflect;
+mod snapshots;
+mod tls;
+
 use assert_cmd::Command;
 use std::{fs, path::Path, time::Duration};
 
@@ -13,6 +21,20 @@ fn conform() -> Command {
         .env("NO_COLOR", "1")
         .timeout(Duration::from_secs(60));
     cmd
+}
+
+/// The first line `child` prints on its piped stdout, waiting at most
+/// `within` (a server's readiness line).
+fn first_line_within(child: &mut std::process::Child, within: Duration) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(within).unwrap_or_default()
 }
 
 /// A run of the fixtures in `fixtures` with accepted snapshots in `snaps`.
@@ -200,7 +222,7 @@ fn mismatch_writes_snap_new_and_never_touches_the_accepted_snap() {
         .args(["snapshots", "pending", "--snapshots"])
         .arg(snaps.path())
         .assert()
-        .code(0)
+        .code(1)
         .stdout(predicates::str::contains("local/hello"));
     conform()
         .args(["snapshots", "accept", "--snapshots"])
@@ -310,7 +332,10 @@ fn reflection_and_proto_files_add_to_the_contract() {
     conform()
         .args(["--reflect", "--filter", "greeter/unary"])
         .assert()
-        .code(0);
+        .code(0)
+        .stderr(predicates::str::contains(
+            "reflection v1 on the embedded reference: ",
+        ));
     let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/greeter.proto");
     conform()
         .arg("--proto")

@@ -262,6 +262,7 @@ async fn failing_through_server(
         known_flaky: Default::default(),
         repeat: 1,
         capabilities,
+        fail_fast: false,
     };
     let report = run::run(config, "faulty", "h2c", |_| {}).await;
     eprintln!(

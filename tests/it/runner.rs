@@ -52,6 +52,7 @@ async fn every_fixture_matches_its_golden_snapshot() {
         known_flaky: Default::default(),
         repeat: 1,
         capabilities: grpc_conform::capabilities::Capabilities::everything(),
+        fail_fast: false,
     };
     let report = run::run(config, "reference", "h2c", |_| {}).await;
     let failures: Vec<String> = report
@@ -275,6 +276,7 @@ async fn tls_with_a_ca_file_and_server_name_reaches_the_target() {
             tls: Some(drive::TlsOptions {
                 ca_cert: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(ca)),
                 server_name: Some("localhost".into()),
+                client_identity: None,
             }),
         })
     };

@@ -77,6 +77,7 @@ pub async fn run_with_capabilities(
         known_flaky: Default::default(),
         repeat: 1,
         capabilities,
+        fail_fast: false,
     };
     run::run(config, "test", "h2c", |_| {}).await
 }

@@ -22,6 +22,8 @@ use tower::Layer;
 
 /// How long a stopping server lets calls in flight end before it drops them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client gets to finish the TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (e.g. out of file descriptors) before retrying.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// GOAWAY debug data for A9's max age and max idle, as grpc-go sends it.
@@ -74,17 +76,41 @@ struct Draining {
     until: Option<Instant>,
 }
 
-/// Serves one connection until it ends, is closed by the tap, or its drain
-/// runs out of time.
+/// Serves one TCP connection, after the TLS handshake when the server has
+/// TLS (a failed or slow handshake just ends the connection).
 async fn connection(
     stream: TcpStream,
     config: Arc<ReferenceConfig>,
     routes: Routes,
     registry: CallRegistry,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
     // Small gRPC messages must not wait for Nagle.
     let _ = stream.set_nodelay(true);
+    match config.tls.clone() {
+        None => serve_connection(stream, config, routes, registry, stopping).await,
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await
+            {
+                serve_connection(stream, config, routes, registry, stopping).await;
+            }
+        }
+    }
+}
+
+/// Serves one connection until it ends, is closed by the tap, or its drain
+/// runs out of time.
+async fn serve_connection<IO>(
+    stream: IO,
+    config: Arc<ReferenceConfig>,
+    routes: Routes,
+    registry: CallRegistry,
+    mut stopping: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let born = Instant::now();
     let state = ConnState::new(config.ping_policy.clone());
     let service = CallLayer::new(config.clone(), registry, state.clone()).layer(routes);

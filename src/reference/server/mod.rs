@@ -34,6 +34,9 @@ pub enum ServeError {
     /// The server stopped with an error.
     #[error("reference server failed: {0}")]
     Transport(String),
+    /// The TLS files could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A running reference server; dropping it stops it.
