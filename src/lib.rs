@@ -9,6 +9,7 @@ pub mod cli;
 pub mod descriptors;
 pub mod drive;
 pub mod fixture;
+pub mod limits;
 pub mod message;
 pub mod model;
 pub mod plan;

@@ -148,12 +148,16 @@ pub fn load(args: &RunArgs) -> Result<(Vec<NamedFixture>, Descriptors), CliError
     Ok((fixtures, descriptors))
 }
 
+/// Largest `--time-scale`: fixture times (at most 10 minutes) scaled by it
+/// stay far within what a timer can hold.
+const MAX_TIME_SCALE: f64 = 100.0;
+
 /// Runs the suite as `args` say and returns the exit code.
 pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
-    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
-        return Err(CliError::Usage(
-            "--time-scale must be a positive number".into(),
-        ));
+    if !(args.time_scale > 0.0 && args.time_scale <= MAX_TIME_SCALE) {
+        return Err(CliError::Usage(format!(
+            "--time-scale must be a positive number up to {MAX_TIME_SCALE}"
+        )));
     }
     let parse = |v: &[String]| {
         v.iter()

@@ -103,6 +103,21 @@ impl DriveOptions {
     }
 }
 
+/// A `grpc-timeout` value for `ms` milliseconds: at most 8 digits
+/// (PROTOCOL-HTTP2.md), so beyond 99,999,999 ms in the coarsest unit that
+/// fits, rounded up (a deadline may be later than asked, never earlier).
+pub fn grpc_timeout(ms: u64) -> String {
+    const FITS: u64 = 99_999_999;
+    let mut value = ms;
+    for (unit, next) in [("m", 1000), ("S", 60), ("M", 60), ("H", 1)] {
+        if value <= FITS || unit == "H" {
+            return format!("{}{unit}", value.min(FITS));
+        }
+        value = value.div_ceil(next);
+    }
+    unreachable!("hours is the last unit")
+}
+
 /// How long the server may wait for a call to end before answering GetCall.
 pub(crate) const OBSERVE_WAIT_MS: u64 = 2_000;
 
@@ -292,5 +307,18 @@ fn record_end(outcome: Result<(), Stop>, ev: &mut Vec<Event>) -> bool {
             ev.push(Event::TimedOut { waiting_for });
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_timeout_fits_in_eight_digits() {
+        use super::grpc_timeout;
+        assert_eq!(grpc_timeout(1), "1m");
+        assert_eq!(grpc_timeout(99_999_999), "99999999m");
+        assert_eq!(grpc_timeout(100_000_000), "100000S");
+        assert_eq!(grpc_timeout(100_000_001), "100001S");
+        assert_eq!(grpc_timeout(u64::MAX), "99999999H");
     }
 }

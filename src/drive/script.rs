@@ -168,7 +168,7 @@ impl CallRun<'_> {
             shown.push(("grpc-timeout".into(), format!("{d}m")));
             send.push((
                 "grpc-timeout".into(),
-                format!("{}m", self.options.scale(d).max(1)),
+                super::grpc_timeout(self.options.scale(d).max(1)),
             ));
         }
         if let Some(enc) = &self.call.encoding {
@@ -266,6 +266,12 @@ impl CallRun<'_> {
             Step::SendMany(m) => {
                 let mut compressed = false;
                 for i in 1..=m.count {
+                    // Sending never waits (h2 queues the data), so without
+                    // this a long loop would starve the fixture's timeout.
+                    tokio::task::consume_budget().await;
+                    if Instant::now() >= self.deadline {
+                        return Err(Stop::TimedOut(format!("send_many to send message {i}")));
+                    }
                     compressed = self.send_one(
                         call,
                         &message::expand_template(&m.template, i),

@@ -345,6 +345,8 @@ impl Script<'_> {
                 };
                 let fields = self.request_fields(&o, &mut Vec::new());
                 for i in 0..r.count {
+                    // Encoding never waits: let the fixture's timeout fire.
+                    tokio::task::consume_budget().await;
                     let id = r.first_stream + 2 * i;
                     out.extend(self.conn.headers(id, &fields, false).await?);
                     out.extend(frame(kind::RST_STREAM, 0, id, &8u32.to_be_bytes()));
