@@ -54,6 +54,8 @@ pub fn stream_events(
     let (mut seen_headers, mut ended) = (false, false);
     let mut encoding: Option<String> = None;
     let mut deframer = Deframer::default();
+    // DATA bytes past the frame log's limit: messages are not shown from there.
+    let mut not_shown = 0;
     for f in frames
         .iter()
         .filter(|f| f.dir == Dir::In && f.stream == stream)
@@ -88,8 +90,15 @@ pub fn stream_events(
             Body::Data {
                 end_stream,
                 payload,
+                not_kept,
             } => {
-                deframer.push(payload);
+                if *not_kept > 0 || not_shown > 0 {
+                    // The rest of the stream's messages cannot be read.
+                    not_shown += payload.len() + not_kept;
+                    deframer = Deframer::default();
+                } else {
+                    deframer.push(payload);
+                }
                 loop {
                     match deframer.next_message() {
                         Ok(Some((flag, bytes))) => ev.push(Event::WireMessage {
@@ -131,6 +140,11 @@ pub fn stream_events(
             }),
             _ => {}
         }
+    }
+    if not_shown > 0 {
+        ev.push(Event::WireNote {
+            what: format!("s{stream} {not_shown} bytes of DATA not kept (frame log limit)"),
+        });
     }
     if deframer.leftover() > 0 {
         ev.push(Event::WireNote {
@@ -274,11 +288,13 @@ mod tests {
             inbound(Body::Data {
                 end_stream: false,
                 payload: Bytes::copy_from_slice(a),
+                not_kept: 0,
             }),
             inbound(Body::WindowUpdate { increment: 5 }),
             inbound(Body::Data {
                 end_stream: false,
                 payload: Bytes::copy_from_slice(b),
+                not_kept: 0,
             }),
             headers_frame(true, &[("grpc-status", "0"), ("grpc-message", "any words")]),
             inbound(Body::Reset { code: 0 }),
@@ -331,6 +347,7 @@ mod tests {
             inbound(Body::Data {
                 end_stream: true,
                 payload: Bytes::from(wire),
+                not_kept: 0,
             }),
         ];
         let out = text(&stream_events(1, &frames, None, false));

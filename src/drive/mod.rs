@@ -291,7 +291,25 @@ pub async fn run_traced(
             descriptors.method(path).map(|m| m.output())
         }));
     }
+    ev.extend(log_limits(&conn.log, fixture.wire));
     Ok((ev, frames))
+}
+
+/// What the frame log says about the limits: a flood of the server's (a
+/// failure, named), and, where the wire facts are shown (`wire`), what the
+/// log could not keep.
+fn log_limits(log: &FrameLog, wire: bool) -> Vec<Event> {
+    let mut ev = Vec::new();
+    if let Some(what) = log.flood() {
+        ev.push(Event::Failure { what });
+    }
+    let not_kept = log.not_kept();
+    if wire && !not_kept.is_empty() {
+        ev.push(Event::WireNote {
+            what: not_kept.describe(),
+        });
+    }
+    ev
 }
 
 /// Records how a call's run ended; whether it timed out (which ends the

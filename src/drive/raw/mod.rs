@@ -3,9 +3,14 @@
 //! chosen payloads, malformed messages and headers, rapid resets). Header
 //! blocks are encoded with `loona-hpack`; a reader task decodes the server's
 //! frames into the connection's [`FrameLog`] and answers SETTINGS and PING.
-//! It grants the server the largest windows at once; it keeps no send
-//! window of its own, because fixtures send messages far below any initial
-//! window (a script sending more than 64 KiB on a stream could stall).
+//! It grants the server a 1 MiB window per stream and for the connection,
+//! granted again as the script takes the DATA, and reads the socket only as
+//! fast as the script takes frames, so a server streaming without end cannot
+//! fill memory; floods of PING, SETTINGS, CONTINUATION or RST_STREAM end the
+//! conversation with a failure that names them (see [`crate::wire::bounds`]).
+//! It keeps no send window of its own, because fixtures send messages far
+//! below any initial window (a script sending more than 64 KiB on a stream
+//! could stall).
 //!
 //! - `conn`: the connection, its writer and reader task.
 //! - `connection`: the connection-level steps (PING, GOAWAY, SETTINGS).
@@ -54,7 +59,7 @@ pub async fn run_raw(
             return Ok(ev);
         }
     };
-    let mut conn = match timeout_at(deadline, RawConn::open(io, log)).await {
+    let mut conn = match timeout_at(deadline, RawConn::open(io, log.clone())).await {
         Ok(Ok(c)) => c,
         Ok(Err(Stop::Failed(what))) | Ok(Err(Stop::TimedOut(what))) => {
             ev.push(Event::Failure { what });
@@ -93,7 +98,20 @@ pub async fn run_raw(
                 break;
             }
         }
+        if log.flood().is_some() {
+            break;
+        }
     }
+    if script.conn.not_seen > 0 {
+        ev.push(Event::WireNote {
+            what: format!(
+                "{} more server frames not kept (at most {} a conversation)",
+                script.conn.not_seen,
+                conn::MAX_SEEN
+            ),
+        });
+    }
+    ev.extend(super::log_limits(&log, true));
     Ok(ev)
 }
 
