@@ -6,6 +6,7 @@
 //! and a RST_STREAM(NO_ERROR) after the server's END_STREAM, which RFC 9113
 //! 8.1 lets a server send or not.
 
+use super::budget::MAX_MESSAGES;
 use super::codec::{self, Deframer};
 use crate::{
     message,
@@ -56,6 +57,8 @@ pub fn stream_events(
     let mut deframer = Deframer::default();
     // DATA bytes past the frame log's limit: messages are not shown from there.
     let mut not_shown = 0;
+    // Messages shown, and past the limit counted only.
+    let (mut shown_messages, mut unshown_messages, mut unshown_bytes) = (0, 0, 0);
     for f in frames
         .iter()
         .filter(|f| f.dir == Dir::In && f.stream == stream)
@@ -101,11 +104,18 @@ pub fn stream_events(
                 }
                 loop {
                     match deframer.next_message() {
-                        Ok(Some((flag, bytes))) => ev.push(Event::WireMessage {
-                            stream,
-                            flag,
-                            content: content(flag, &bytes, encoding.as_deref(), output),
-                        }),
+                        Ok(Some((_, bytes))) if shown_messages >= MAX_MESSAGES => {
+                            unshown_messages += 1;
+                            unshown_bytes += bytes.len();
+                        }
+                        Ok(Some((flag, bytes))) => {
+                            shown_messages += 1;
+                            ev.push(Event::WireMessage {
+                                stream,
+                                flag,
+                                content: content(flag, &bytes, encoding.as_deref(), output),
+                            })
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             ev.push(Event::WireNote {
@@ -140,6 +150,14 @@ pub fn stream_events(
             }),
             _ => {}
         }
+    }
+    if unshown_messages > 0 {
+        ev.push(Event::WireNote {
+            what: format!(
+                "s{stream} {unshown_messages} more messages ({unshown_bytes} bytes) not shown \
+                 (at most {MAX_MESSAGES} a stream)"
+            ),
+        });
     }
     if not_shown > 0 {
         ev.push(Event::WireNote {

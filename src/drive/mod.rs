@@ -5,12 +5,14 @@
 //!
 //! - [`connect`]: TCP or TLS, HTTP/2 handshake.
 //! - [`codec`]: the 5-byte message prefix and compression.
+//! - [`budget`]: how many received messages a conversation records.
 //! - [`call`]: one stream: send, read head, messages, trailers.
 //! - [`observer`]: `Observer.GetCall` on a side connection.
 //! - [`facts`]: a frame log's wire facts as events.
 //! - [`raw`]: the frame-level driver for what h2's client cannot send.
 //! - `script`: one call's steps, in order, as events.
 
+pub mod budget;
 pub mod call;
 pub mod codec;
 pub mod connect;
@@ -245,6 +247,7 @@ pub async fn run_traced(
             return Ok((ev, Vec::new()));
         }
     };
+    let budget = budget::Budget::default();
     let mut runs = Vec::new();
     for (index, call) in fixture.calls.iter().enumerate() {
         let method = descriptors
@@ -257,6 +260,7 @@ pub async fn run_traced(
             call_id: next_call_id(),
             options,
             deadline,
+            budget: &budget,
         });
     }
     if fixture.concurrent {
@@ -291,6 +295,7 @@ pub async fn run_traced(
             descriptors.method(path).map(|m| m.output())
         }));
     }
+    ev.extend(budget.overflow());
     ev.extend(log_limits(&conn.log, fixture.wire));
     Ok((ev, frames))
 }

@@ -33,6 +33,8 @@ pub(super) struct CallRun<'a> {
     pub(super) options: &'a DriveOptions,
     /// End of the fixture's time.
     pub(super) deadline: Instant,
+    /// What the conversation records of received messages.
+    pub(super) budget: &'a super::budget::Budget,
 }
 
 impl CallRun<'_> {
@@ -229,6 +231,9 @@ impl CallRun<'_> {
         bytes: &[u8],
         ev: &mut Vec<Event>,
     ) -> Option<serde_json::Value> {
+        if !self.budget.admit(bytes.len()) {
+            return None;
+        }
         match self.render(bytes) {
             Ok(json) => {
                 ev.push(Event::Received {

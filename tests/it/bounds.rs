@@ -5,4 +5,5 @@
 
 mod floods;
 mod hostile;
+mod memory;
 mod reference;

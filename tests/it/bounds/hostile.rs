@@ -164,13 +164,17 @@ async fn stream_forever(socket: TcpStream) {
             let Ok(mut send) = respond.send_response(head, false) else {
                 return;
             };
+            // Where the next bytes start in `data`, which repeats without end.
+            let mut at = 0;
             loop {
                 send.reserve_capacity(data.len());
                 match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
                     Some(Ok(n)) if n > 0 => {
-                        if send.send_data(data.slice(..n), false).is_err() {
+                        let end = (at + n).min(data.len());
+                        if send.send_data(data.slice(at..end), false).is_err() {
                             return;
                         }
+                        at = end % data.len();
                     }
                     Some(Ok(_)) => {}
                     _ => return,
