@@ -3,6 +3,7 @@
 mod bounds;
 mod cli;
 mod faulty;
+mod fuzz;
 mod runner;
 mod services;
 mod support;
