@@ -305,7 +305,7 @@ pub async fn run_traced(
 /// log could not keep.
 fn log_limits(log: &FrameLog, wire: bool) -> Vec<Event> {
     let mut ev = Vec::new();
-    if let Some(what) = log.flood() {
+    if let Some(what) = log.flood().or_else(|| log.open_block_flood()) {
         ev.push(Event::Failure { what });
     }
     let not_kept = log.not_kept();

@@ -163,6 +163,14 @@ impl FrameDecoder {
         }
     }
 
+    /// The header block still waiting for CONTINUATION, if any: its stream,
+    /// the CONTINUATION frames so far and its bytes.
+    pub fn open_block(&self) -> Option<(u32, usize, usize)> {
+        self.partial
+            .as_ref()
+            .map(|(stream, _, block, count)| (*stream, *count, block.len()))
+    }
+
     /// One frame's body; `None` while a header block waits for CONTINUATION.
     fn decode(&mut self, h: &FrameHeader, mut p: Bytes) -> Option<Body> {
         let other = |problem: &str| Body::Other {

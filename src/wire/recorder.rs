@@ -18,6 +18,10 @@ use std::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// CONTINUATION frames of a header block still open at the end that make it
+/// a flood: no server needs more than a few for any real header list.
+const OPEN_BLOCK_FLOOD: usize = 4;
+
 /// The frames a recorder has seen; cheap to clone and read while the
 /// connection runs.
 #[derive(Clone)]
@@ -106,6 +110,19 @@ impl FrameLog {
     /// The flood the server's frames amount to, once they do.
     pub fn flood(&self) -> Option<String> {
         self.lock().flood.tripped().map(str::to_string)
+    }
+
+    /// A server header block still open after at least
+    /// [`OPEN_BLOCK_FLOOD`] CONTINUATION frames: a CONTINUATION flood that
+    /// the HTTP/2 client cut short before the frame limits were reached.
+    pub fn open_block_flood(&self) -> Option<String> {
+        let (stream, count, bytes) = self.lock().incoming.open_block()?;
+        (count >= OPEN_BLOCK_FLOOD).then(|| {
+            format!(
+                "CONTINUATION flood: the server's header block on s{stream} was still open \
+                 after {count} CONTINUATION frames ({bytes} bytes)"
+            )
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recording> {
