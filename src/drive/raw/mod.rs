@@ -39,6 +39,9 @@ use prost_reflect::MethodDescriptor;
 use std::{collections::HashMap, time::Duration};
 use tokio::time::{sleep, timeout_at, Instant};
 
+/// Bytes of a `reset_many` burst written at a time.
+const RESET_BURST_WRITE: usize = 64 * 1024;
+
 /// Runs a raw conversation (`fixture.raw`) and returns its events and the
 /// frame log.
 pub async fn run_raw(
@@ -368,6 +371,12 @@ impl Script<'_> {
                     let id = r.first_stream + 2 * i;
                     out.extend(self.conn.headers(id, &fields, false).await?);
                     out.extend(frame(kind::RST_STREAM, 0, id, &8u32.to_be_bytes()));
+                    // Back to back in writes of 64 KiB, each logged as it goes,
+                    // so a long burst stops at the timeout too.
+                    if out.len() >= RESET_BURST_WRITE {
+                        self.conn.writer.write(&out).await?;
+                        out.clear();
+                    }
                 }
                 self.conn.writer.write(&out).await?;
                 ev.push(Event::WireSent {

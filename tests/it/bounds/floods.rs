@@ -119,3 +119,32 @@ async fn a_server_that_never_answers_times_out_in_time() {
         );
     }
 }
+
+/// Sending never waits, so only the driver's own checks can stop a long
+/// `send_many` or `reset_many` at the fixture's timeout.
+#[tokio::test]
+async fn long_loops_stop_at_the_timeout() {
+    let data = "x".repeat(1000);
+    let h2 = format!(
+        r#"{{"description": "d", "rule": "r", "level": "MUST", "timeout_ms": 30,
+            "calls": [{{"method": "/Greeter/ClientStream",
+              "steps": [{{"send_many": {{"count": 10000, "template": {{"data": "{data}{{i}}"}}}}}},
+                        "half_close", "receive_all"]}}]}}"#
+    );
+    let raw = r#"{"description": "d", "rule": "r", "level": "MUST", "timeout_ms": 30,
+        "raw": [{"reset_many": {"first_stream": 1, "count": 10000, "method": "/Greeter/SayHello"}},
+                {"await_goaway": {"within_ms": 100}}]}"#;
+    for (text, stopped_in) in [(h2.as_str(), "send_many"), (raw, "step 1")] {
+        let (events, took) = run(text, Hostility::NeverAnswers).await;
+        let timed_out = events.iter().find_map(|e| match e {
+            Event::TimedOut { waiting_for } => Some(waiting_for),
+            _ => None,
+        });
+        eprintln!("{timed_out:?} after {took:?}");
+        assert!(
+            timed_out.is_some_and(|w| w.contains(stopped_in)),
+            "{timed_out:?}, not in {stopped_in}"
+        );
+        assert!(took < Duration::from_millis(30) + MARGIN, "{took:?}");
+    }
+}
