@@ -123,27 +123,46 @@ impl RawConn {
     /// Takes server frames until `done` holds, the connection closes, or `until`.
     /// Whether `done` held.
     pub(super) async fn pump(&mut self, until: Instant, done: impl Fn(&[Frame]) -> bool) -> bool {
+        if done(&self.seen) {
+            return true;
+        }
         loop {
-            if done(&self.seen) {
-                return true;
-            }
             if self.closed {
                 return false;
             }
             match timeout_at(until, self.incoming.recv()).await {
-                Ok(Some(f)) => self.see(f),
+                // Only a frame kept that can end a wait is worth asking
+                // `done` again: a DATA stream must not cost a scan of
+                // everything seen per frame.
+                Ok(Some(f)) => {
+                    if self.see(f) && done(&self.seen) {
+                        return true;
+                    }
+                }
                 Ok(None) => self.closed = true,
                 Err(_) => return false,
             }
         }
     }
 
-    /// Keeps a server frame taken from the reader, within [`MAX_SEEN`].
-    fn see(&mut self, f: Frame) {
+    /// Keeps a server frame taken from the reader, within [`MAX_SEEN`];
+    /// whether it was kept and may end a wait (anything but DATA without
+    /// END_STREAM and WINDOW_UPDATE).
+    fn see(&mut self, f: Frame) -> bool {
+        let telling = !matches!(
+            f.body,
+            Body::WindowUpdate { .. }
+                | Body::Data {
+                    end_stream: false,
+                    ..
+                }
+        );
         if may_keep(&f.body, self.seen.len(), MAX_SEEN) {
             self.seen.push(f);
+            telling
         } else {
             self.not_seen += 1;
+            false
         }
     }
 
