@@ -101,7 +101,7 @@ pub fn parse(path: &str, text: &str) -> Result<String, SnapshotError> {
         last = index + 1;
         let content = line.trim_end();
         if content == "---" {
-            return Ok(normalise(&text[consumed..]));
+            return Ok(crate::normalise::snapshot_text(&text[consumed..]));
         }
         let yaml_like =
             content.is_empty() || content.starts_with([' ', '\t', '#']) || content.contains(':');
@@ -118,12 +118,8 @@ pub fn parse(path: &str, text: &str) -> Result<String, SnapshotError> {
     ))
 }
 
-/// Snapshot text as compared: CRLF as LF, trailing whitespace trimmed.
-pub fn normalise(text: &str) -> String {
-    text.replace("\r\n", "\n").trim_end().to_string()
-}
-
-/// The golden and accepted snapshots of a run, and where to write new ones.
+/// The golden and accepted snapshots of a run, and where to write new ones;
+/// by default, none at all (every transcript comes back as produced).
 #[derive(Clone, Debug)]
 pub struct Store {
     /// Golden snapshots by fixture name.
@@ -132,6 +128,12 @@ pub struct Store {
     dir: Option<PathBuf>,
     /// Whether `.snap.new` files may be written (false under `CI` unless asked).
     write: bool,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::empty()
+    }
 }
 
 impl Store {

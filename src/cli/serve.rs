@@ -86,6 +86,16 @@ pub struct ServeArgs {
     /// under the open-file limit (`ulimit -n`).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Do not serve the Observer (GetCall answers UNIMPLEMENTED), to play a
+    /// server that does not implement it.
+    #[arg(long)]
+    pub no_observer: bool,
+
+    /// Ignore the contract's control headers (`x-conform-*` but the call id,
+    /// and the `x-grpc-test-echo-*` headers), to play a server written from
+    /// the streaming tutorials alone.
+    #[arg(long)]
+    pub no_control_headers: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -122,6 +132,8 @@ impl ServeArgs {
             handshake_timeout: self.handshake_timeout,
             first_call_timeout: self.first_call_timeout,
             max_connections: self.max_connections as usize,
+            observer: !self.no_observer,
+            control_headers: !self.no_control_headers,
         }
     }
 }

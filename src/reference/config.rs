@@ -121,6 +121,13 @@ pub struct ReferenceConfig {
     /// has, the new one is refused with GOAWAY REFUSED_STREAM
     /// `too_many_connections` and closed.
     pub max_connections: usize,
+    /// Serve the Observer (`conform.v1.Observer`); off, GetCall is
+    /// UNIMPLEMENTED, as on a server that does not implement it.
+    pub observer: bool,
+    /// Honour the control headers of the contract (section 3); off, they are
+    /// dropped before any handler sees them, as on a server written from the
+    /// streaming tutorials alone.
+    pub control_headers: bool,
 }
 
 impl Default for ReferenceConfig {
@@ -137,6 +144,8 @@ impl Default for ReferenceConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             first_call_timeout: DEFAULT_FIRST_CALL_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            observer: true,
+            control_headers: true,
         }
     }
 }

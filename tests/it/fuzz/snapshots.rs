@@ -3,7 +3,10 @@
 //! editors' CRLF and trailing spaces, reads back as the contents.
 
 use super::fuzz;
-use grpc_conform::snapshot::{normalise, parse, render};
+use grpc_conform::{
+    normalise::snapshot_text as normalise,
+    snapshot::{parse, render},
+};
 use proptest::{prelude::*, test_runner::TestCaseError};
 
 /// Text made of the pieces a snapshot file has, and any other characters.
