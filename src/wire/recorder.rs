@@ -141,6 +141,8 @@ impl Recording {
         };
         if !self.data_exhausted && self.data_kept + payload.len() <= MAX_KEPT_DATA_BYTES {
             self.data_kept += payload.len();
+            // A copy: a slice would pin the decoder's whole read buffer.
+            *payload = bytes::Bytes::copy_from_slice(payload);
             return;
         }
         self.data_exhausted = true;

@@ -1,12 +1,15 @@
 //! A target that streams forever: one conversation records what its limits
 //! allow and says how much more came; the whole corpus against it ends every
-//! fixture within its time, and the process stays under 100 MB of resident
-//! memory (its peak, VmHWM, read from /proc while it runs; Linux only).
+//! fixture within its time (diffing included) plus the judge's margin, keeps
+//! each transcript and diff in the report within the report limit, and the
+//! process stays under 100 MB of resident memory (its peak, VmHWM, read from
+//! /proc while it runs; Linux only).
 
 use super::hostile::{self, Hostility};
 use grpc_conform::{
     drive::budget::MAX_MESSAGES,
     fixture,
+    judge::{JUDGE_MARGIN, MAX_REPORTED_BYTES},
     model::{Event, DEFAULT_TIMEOUT_MS},
 };
 use std::{collections::BTreeMap, time::Duration};
@@ -16,8 +19,6 @@ const MAX_PEAK_RSS: u64 = 100 * 1000 * 1000;
 /// Times are scaled by this so the corpus takes about half a minute;
 /// `STREAM_FOREVER_TIME_SCALE=1` runs it with the fixtures' own times.
 const TIME_SCALE: f64 = 0.2;
-/// What driving a fixture may take beyond its scaled timeout.
-const MARGIN_MS: u64 = 1_000;
 
 /// VmHWM of process `pid`, in bytes, if it can be read.
 fn peak_rss(pid: u32) -> Option<u64> {
@@ -84,9 +85,17 @@ async fn a_target_that_streams_forever_cannot_take_memory_or_time() {
     for r in results {
         let name = r["name"].as_str().unwrap();
         let ms = r["duration_ms"].as_u64().unwrap();
-        let allowed = (timeouts[name] as f64 * time_scale) as u64 + MARGIN_MS;
+        // Diffing and writing included (duration_ms ends after the judge).
+        let allowed = (timeouts[name] as f64 * time_scale) as u64 + JUDGE_MARGIN.as_millis() as u64;
         if ms > allowed {
             late.push(format!("{name} took {ms} ms, allowed {allowed}"));
+        }
+        for field in ["transcript", "diff"] {
+            let len = r[field].as_str().map_or(0, str::len);
+            assert!(
+                len <= MAX_REPORTED_BYTES + 200,
+                "{name}: a {len}-byte {field} in the report"
+            );
         }
         if ms > slowest.1 {
             slowest = (name.to_string(), ms);
