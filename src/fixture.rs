@@ -377,6 +377,62 @@ mod tests {
     }
 
     #[test]
+    fn numbers_past_their_limits_name_file_line_and_field() {
+        let call = |step: &str| {
+            format!(
+                "{{\"description\": \"x\", \"rule\": \"r\", \"level\": \"MUST\",\n\"calls\": [{{\"method\": \"/Greeter/ClientStream\",\n\"steps\": [{step}]}}]}}"
+            )
+        };
+        for (step, field) in [
+            (
+                r#"{"send_many": {"count": 4294967295, "template": {}}}"#,
+                "calls[0].steps[0].send_many.count",
+            ),
+            (
+                r#"{"pause": {"ms": 18446744073709551615}}"#,
+                "calls[0].steps[0].pause.ms",
+            ),
+        ] {
+            let err = parse("f.json", &call(step)).unwrap_err().to_string();
+            assert!(err.starts_with("f.json:3:"), "{err}");
+            assert!(err.contains(field) && err.contains("allowed"), "{err}");
+        }
+        let deadline = r#"{"description": "x", "rule": "r", "level": "MUST", "calls": [
+            {"method": "/Greeter/SayHello", "deadline_ms": 100000000, "steps": []}]}"#;
+        let err = parse("d.json", deadline).unwrap_err().to_string();
+        assert!(
+            err.starts_with("d.json:2:") && err.contains("calls[0].deadline_ms"),
+            "{err}"
+        );
+        let raw = |step: &str| {
+            format!(
+                "{{\"description\": \"x\", \"rule\": \"r\", \"level\": \"MUST\",\n\"raw\": [{step}]}}"
+            )
+        };
+        for (step, field) in [
+            (
+                r#"{"open": {"stream": 1, "method": "/Greeter/SayHello", "filler_bytes": 18446744073709551615}}"#,
+                "raw[0].open.filler_bytes",
+            ),
+            (
+                r#"{"reset_many": {"first_stream": 1, "count": 3000000, "method": "/Greeter/SayHello"}}"#,
+                "raw[0].reset_many.count",
+            ),
+            (
+                r#"{"message": {"stream": 1, "message": {}, "frame_bytes": 0}}"#,
+                "raw[0].message.frame_bytes",
+            ),
+            (
+                r#"{"await": {"stream": 4294967295}}"#,
+                "raw[0].await.stream",
+            ),
+        ] {
+            let err = parse("r.json", &raw(step)).unwrap_err().to_string();
+            assert!(err.starts_with("r.json:2:") && err.contains(field), "{err}");
+        }
+    }
+
+    #[test]
     fn validation_names_the_bad_message_field() {
         let text = r#"{"description": "x", "rule": "r", "level": "SHOULD", "calls": [
             {"method": "/Greeter/SayHello", "steps": [{"send": {"message": {"nmae": "a"}}}]}]}"#;

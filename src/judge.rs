@@ -9,7 +9,21 @@ use crate::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
+
+/// Bytes of a transcript or a diff a result keeps for the report; past it
+/// the text is cut at a line end and says how much more there was. The
+/// `.snap.new` written on a mismatch keeps the whole transcript.
+pub const MAX_REPORTED_BYTES: usize = 64 * 1024;
+/// Bytes of a `--trace` a result keeps for the report.
+pub const MAX_REPORTED_TRACE_BYTES: usize = 1024 * 1024;
+/// Longest a diff may take; past it the diff is coarser (whole blocks
+/// instead of the fewest lines) but still correct.
+pub const MAX_DIFF_TIME: Duration = Duration::from_millis(500);
+/// What judging a fixture (rendering, diffing, writing its `.snap.new`) may
+/// add to its timeout: the wall time of a fixture is at most its timeout
+/// (times `--repeat`) plus this.
+pub const JUDGE_MARGIN: Duration = Duration::from_secs(1);
 
 /// What became of one fixture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -104,11 +118,33 @@ pub fn diff(old: &str, new: &str, old_label: &str, new_label: &str) -> String {
         format!("{}\n", old.trim_end()),
         format!("{}\n", new.trim_end()),
     );
-    similar::TextDiff::from_lines(old.as_str(), new.as_str())
+    similar::TextDiff::configure()
+        .timeout(MAX_DIFF_TIME)
+        .diff_lines(old.as_str(), new.as_str())
         .unified_diff()
         .context_radius(3)
         .header(old_label, new_label)
         .to_string()
+}
+
+/// `text` cut to at most `max` bytes at a line end, with a last line
+/// saying how much more there was; unchanged when it fits.
+pub fn for_report(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let cut = text[..cut].rfind('\n').map_or(cut, |at| at + 1);
+    let rest = &text[cut..];
+    format!(
+        "{}… {} more lines ({} bytes) not shown: a report keeps {max} bytes of this\n",
+        &text[..cut],
+        rest.lines().count(),
+        rest.len()
+    )
 }
 
 /// The verdict of a held conversation.
@@ -232,5 +268,19 @@ mod tests {
         let golden = "call 1 /G/S\n  observer: outcome=COMPLETED\n  ← status OK";
         let actual = "call 1 /G/S\n  ← status OK";
         assert_eq!(lens.apply(golden), lens.apply(actual));
+    }
+
+    #[test]
+    fn long_texts_are_cut_at_a_line_end_for_the_report() {
+        let text: String = (0..1000).map(|i| format!("line {i} é\n")).collect();
+        let cut = for_report(text.clone(), 100);
+        assert!(cut.len() < 100 + 80, "{cut}");
+        let (kept, note) = cut.rsplit_once("… ").unwrap();
+        assert!(text.starts_with(kept) && kept.ends_with('\n'));
+        let more = text.len() - kept.len();
+        assert!(note.contains(&format!("({more} bytes)")), "{note}");
+        assert_eq!(for_report("short\n".into(), 100), "short\n");
+        // A cut inside a multi-byte character backs off to a boundary.
+        assert!(for_report("ééééé".into(), 3).starts_with('é'));
     }
 }

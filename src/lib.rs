@@ -13,6 +13,7 @@ pub mod drive;
 pub mod fixture;
 pub mod judge;
 pub mod known;
+pub mod limits;
 pub mod locate;
 pub mod message;
 pub mod model;

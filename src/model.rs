@@ -6,6 +6,7 @@
 //! variants and frame facts new [`Event`] variants, so the driver and the
 //! renderer keep one shape.
 
+use crate::limits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -23,8 +24,12 @@ pub struct Fixture {
     /// only tells the reader how much to worry.
     pub level: Level,
     /// Bound on the whole conversation in milliseconds (before `--time-scale`);
-    /// default [`DEFAULT_TIMEOUT_MS`]. Every wait inside is bounded by it.
-    #[serde(default)]
+    /// default [`DEFAULT_TIMEOUT_MS`], at most [`limits::MAX_TIMEOUT_MS`].
+    /// Every wait inside is bounded by it.
+    #[serde(
+        default,
+        deserialize_with = "limits::opt_at_most::<_, u64, { limits::MAX_TIMEOUT_MS }>"
+    )]
     pub timeout_ms: Option<u64>,
     /// The calls, run one after the other on the same connection (empty
     /// for a raw conversation).
@@ -100,8 +105,13 @@ pub struct Call {
     pub metadata: BTreeMap<String, String>,
     /// Sent as `grpc-timeout` in milliseconds (scaled by `--time-scale`). The
     /// driver does not cancel on its own: the transcript shows what the
-    /// server did about it.
-    #[serde(default)]
+    /// server did about it. At most [`limits::MAX_DEADLINE_MS`] (8 digits,
+    /// as `grpc-timeout` carries); a scaled value beyond that is sent in a
+    /// coarser unit.
+    #[serde(
+        default,
+        deserialize_with = "limits::opt_at_most::<_, u64, { limits::MAX_DEADLINE_MS }>"
+    )]
     pub deadline_ms: Option<u64>,
     /// `grpc-encoding` of the requests (`gzip`, `deflate`, `zstd`, or any
     /// name: an unknown one is sent with the message bytes uncompressed under
@@ -169,7 +179,8 @@ pub struct SendStep {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendManyStep {
-    /// How many messages.
+    /// How many messages, at most [`limits::MAX_SEND_MANY`].
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_SEND_MANY }>")]
     pub count: u32,
     /// Proto JSON where `{i}` in any string is replaced by the message's
     /// number, counting from 1.
@@ -196,7 +207,8 @@ pub struct ReceiveStep {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PauseStep {
-    /// Milliseconds, before `--time-scale`.
+    /// Milliseconds, before `--time-scale`; at most [`limits::MAX_PAUSE_MS`].
+    #[serde(deserialize_with = "limits::at_most::<_, u64, { limits::MAX_PAUSE_MS }>")]
     pub ms: u64,
 }
 
@@ -399,16 +411,28 @@ pub fn status_name(code: u32) -> String {
 #[serde(deny_unknown_fields)]
 pub struct ReferenceNeeds {
     /// Proposal A9 MAX_CONNECTION_AGE.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::opt_at_most::<_, u64, { limits::MAX_PAUSE_MS }>"
+    )]
     pub max_connection_age_ms: Option<u64>,
     /// Proposal A9 MAX_CONNECTION_AGE_GRACE.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::opt_at_most::<_, u64, { limits::MAX_PAUSE_MS }>"
+    )]
     pub max_connection_age_grace_ms: Option<u64>,
     /// Proposal A9 MAX_CONNECTION_IDLE.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::opt_at_most::<_, u64, { limits::MAX_PAUSE_MS }>"
+    )]
     pub max_connection_idle_ms: Option<u64>,
     /// Proposal A8 minimum ping interval (default 5 minutes).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::opt_at_most::<_, u64, { limits::MAX_PAUSE_MS }>"
+    )]
     pub ping_min_interval_ms: Option<u64>,
     /// Proposal A8 permit-without-calls.
     #[serde(default)]
@@ -451,6 +475,7 @@ pub enum RawStep {
 #[serde(deny_unknown_fields)]
 pub struct OpenStep {
     /// Stream id (odd, higher than any before).
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_STREAM_ID }>")]
     pub stream: u32,
     /// `/Service/Method`: its types encode the stream's messages.
     pub method: String,
@@ -472,8 +497,12 @@ pub struct OpenStep {
     /// END_STREAM on the HEADERS (a request with no messages).
     #[serde(default)]
     pub end_stream: bool,
-    /// Adds a header `x-conform-filler` of this many bytes (large header lists).
-    #[serde(default)]
+    /// Adds a header `x-conform-filler` of this many bytes (large header
+    /// lists), at most [`limits::MAX_FILLER_BYTES`].
+    #[serde(
+        default,
+        deserialize_with = "limits::opt_at_most::<_, usize, { limits::MAX_FILLER_BYTES }>"
+    )]
     pub filler_bytes: Option<usize>,
 }
 
@@ -482,6 +511,7 @@ pub struct OpenStep {
 #[serde(deny_unknown_fields)]
 pub struct StreamRef {
     /// Stream id.
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_STREAM_ID }>")]
     pub stream: u32,
 }
 
@@ -490,6 +520,7 @@ pub struct StreamRef {
 #[serde(deny_unknown_fields)]
 pub struct RawMessageStep {
     /// Stream id.
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_STREAM_ID }>")]
     pub stream: u32,
     /// Proto JSON of the method's input type.
     pub message: serde_json::Value,
@@ -499,11 +530,19 @@ pub struct RawMessageStep {
     /// Gzip the bytes (with `flag` 1 and an `encoding` of gzip, a legal message).
     #[serde(default)]
     pub gzip: bool,
-    /// The length prefix claims this many bytes more than follow.
-    #[serde(default)]
+    /// The length prefix claims this many bytes more than follow; at most
+    /// [`limits::MAX_EXTRA_LENGTH`].
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<_, u32, { limits::MAX_EXTRA_LENGTH }>"
+    )]
     pub extra_length: u32,
-    /// Send in DATA frames of this many bytes (1: one byte per frame).
-    #[serde(default)]
+    /// Send in DATA frames of this many bytes (1: one byte per frame), 1 to
+    /// [`limits::MAX_FRAME_BYTES`].
+    #[serde(
+        default,
+        deserialize_with = "limits::opt_from_one_to::<_, usize, { limits::MAX_FRAME_BYTES }>"
+    )]
     pub frame_bytes: Option<usize>,
     /// END_STREAM on the last DATA frame.
     #[serde(default)]
@@ -515,6 +554,7 @@ pub struct RawMessageStep {
 #[serde(deny_unknown_fields)]
 pub struct RawMessagesStep {
     /// Stream id.
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_STREAM_ID }>")]
     pub stream: u32,
     /// Proto JSON of each message.
     pub messages: Vec<serde_json::Value>,
@@ -528,6 +568,7 @@ pub struct RawMessagesStep {
 #[serde(deny_unknown_fields)]
 pub struct ResetStep {
     /// Stream id.
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_STREAM_ID }>")]
     pub stream: u32,
     /// Error code name (`CANCEL`, `NO_ERROR`, ...).
     pub code: String,
@@ -547,8 +588,11 @@ pub struct PingStep {
 pub struct PingFloodStep {
     /// Pings at most; the transcript says whether a GOAWAY came by then,
     /// never after which ping (implementations differ within the tolerance).
+    /// At most [`limits::MAX_PING_FLOOD`].
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_PING_FLOOD }>")]
     pub max: u32,
     /// Milliseconds between pings (scaled).
+    #[serde(deserialize_with = "limits::at_most::<_, u64, { limits::MAX_PAUSE_MS }>")]
     pub interval_ms: u64,
 }
 
@@ -557,13 +601,17 @@ pub struct PingFloodStep {
 #[serde(deny_unknown_fields)]
 pub struct AwaitStep {
     /// Stream id.
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_STREAM_ID }>")]
     pub stream: u32,
     /// Show trailers-only apart from headers-then-trailers (only where the
     /// spec fixes which one).
     #[serde(default)]
     pub shape: bool,
     /// After the end, keep listening this long (scaled) for a reset.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<_, u64, { limits::MAX_PAUSE_MS }>"
+    )]
     pub linger_ms: u64,
 }
 
@@ -572,6 +620,7 @@ pub struct AwaitStep {
 #[serde(deny_unknown_fields)]
 pub struct AwaitGoawayStep {
     /// How long to wait (scaled).
+    #[serde(deserialize_with = "limits::at_most::<_, u64, { limits::MAX_PAUSE_MS }>")]
     pub within_ms: u64,
     /// Show only the error code: the last stream id and debug data are the
     /// implementation's own (e.g. how many rapid resets it tolerates).
@@ -584,8 +633,10 @@ pub struct AwaitGoawayStep {
 #[serde(deny_unknown_fields)]
 pub struct ResetManyStep {
     /// First stream id; the next ones follow by 2.
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_STREAM_ID }>")]
     pub first_stream: u32,
-    /// How many streams.
+    /// How many streams, at most [`limits::MAX_RESET_MANY`].
+    #[serde(deserialize_with = "limits::at_most::<_, u32, { limits::MAX_RESET_MANY }>")]
     pub count: u32,
     /// `/Service/Method` they open.
     pub method: String,

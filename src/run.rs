@@ -10,7 +10,7 @@ use crate::{
     descriptors::Descriptors,
     drive::{self, Connector, DriveOptions},
     fixture::NamedFixture,
-    judge::{self, Lens},
+    judge::{self, Lens, MAX_REPORTED_BYTES},
     model::{Level, ReferenceNeeds},
     plan,
     reference::{ReferenceConfig, ReferenceServer},
@@ -307,10 +307,9 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
             }
         }
     }
-    result.duration_ms = started.elapsed().as_millis() as u64;
     let variants = judge::variants(&transcripts);
     let actual = variants[0].0.clone();
-    result.transcript = Some(actual.clone());
+    result.transcript = Some(judge::for_report(actual.clone(), MAX_REPORTED_BYTES));
     if variants.len() > 1 {
         result.verdict = Verdict::Unstable;
         result.reason = Some(format!(
@@ -318,10 +317,15 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
             variants.len(),
             transcripts.len()
         ));
-        result.variants = variants;
-        return result;
+        result.variants = variants
+            .into_iter()
+            .map(|(text, n)| (judge::for_report(text, MAX_REPORTED_BYTES), n))
+            .collect();
+    } else {
+        judge_one(config, named, lens, actual, &mut result);
     }
-    judge_one(config, named, lens, actual, &mut result);
+    // Judging included: a result's time is what the fixture cost the run.
+    result.duration_ms = started.elapsed().as_millis() as u64;
     result
 }
 
@@ -369,7 +373,8 @@ async fn hold(
             .iter()
             .map(|(n, _)| n.as_str().to_string())
             .collect();
-        result.trace = Some(crate::wire::log::render_trace(&frames, &hidden));
+        let trace = crate::wire::log::render_trace(&frames, &hidden);
+        result.trace = Some(judge::for_report(trace, judge::MAX_REPORTED_TRACE_BYTES));
     }
     result.failed_checks = transcript::failed_checks(&events);
     Ok(transcript::render(&events))
@@ -399,7 +404,9 @@ fn judge_one(
     }
     let expected = expected.map(|(text, _)| lens.apply(&text));
     let comparison = judge::compare(expected.as_deref(), &actual);
-    result.diff = comparison.diff;
+    result.diff = comparison
+        .diff
+        .map(|d| judge::for_report(d, MAX_REPORTED_BYTES));
     if let Some(reason) = config.known_flaky.get(&named.name) {
         result.verdict = Verdict::Unstable;
         result.reason = Some(format!("known flaky: {reason}"));

@@ -23,10 +23,14 @@ pub enum SnapshotError {
         source: std::io::Error,
     },
     /// The file is not in insta's format.
-    #[error("{path}: not an insta snapshot (expected a `---` metadata block first)")]
+    #[error("{path}:{line}: not an insta snapshot: {problem}")]
     Format {
         /// The file.
         path: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong there.
+        problem: String,
     },
     /// The `--snapshots` directory is not there.
     #[error("snapshots directory {path} does not exist (a run with --snapshots {path} creates it on the first mismatch)")]
@@ -103,23 +107,51 @@ fn yaml_string(s: &str) -> String {
 }
 
 /// The contents of a snapshot file (after the metadata block), normalised
-/// as insta compares them: trailing whitespace trimmed, CRLF as LF.
+/// as insta compares them: trailing whitespace trimmed, CRLF as LF. Accepts
+/// what insta writes and what editors do to it: CRLF line ends, trailing
+/// whitespace on the `---` lines, a byte-order mark, any UTF-8. Anything else
+/// is an error naming the line; never a panic.
 pub fn parse(path: &str, text: &str) -> Result<String, SnapshotError> {
-    let format = || SnapshotError::Format {
+    let format = |line: usize, problem: &str| SnapshotError::Format {
         path: path.to_string(),
+        line,
+        problem: problem.to_string(),
     };
-    let mut lines = text.split_inclusive('\n');
-    if lines.next().map(str::trim_end) != Some("---") {
-        return Err(format());
-    }
-    let mut consumed = 4;
-    for line in lines.by_ref() {
-        consumed += line.len();
-        if line.trim_end() == "---" {
-            return Ok(crate::normalise::snapshot_text(&text[consumed..]));
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut consumed = 0;
+    let mut lines = text.split_inclusive('\n').enumerate();
+    match lines.next() {
+        Some((_, first)) if first.trim_end() == "---" => consumed += first.len(),
+        _ => {
+            return Err(format(
+                1,
+                "expected a `---` line opening the metadata block",
+            ))
         }
     }
-    Err(format())
+    let mut last = 1;
+    for (index, line) in lines {
+        // `split_inclusive` cuts after a '\n', so `consumed` is always a
+        // character boundary.
+        consumed += line.len();
+        last = index + 1;
+        let content = line.trim_end();
+        if content == "---" {
+            return Ok(crate::normalise::snapshot_text(&text[consumed..]));
+        }
+        let yaml_like =
+            content.is_empty() || content.starts_with([' ', '\t', '#']) || content.contains(':');
+        if !yaml_like {
+            return Err(format(
+                last,
+                "a metadata line is `key: value`, indented, or a comment",
+            ));
+        }
+    }
+    Err(format(
+        last,
+        "the metadata block is never closed by a `---` line",
+    ))
 }
 
 /// The golden and accepted snapshots of a run, and where to write new ones;
@@ -470,5 +502,33 @@ mod tests {
         assert!(text.starts_with("---\nsource: fixtures/a/b-c.json\ndescription: \"says \\\"hi\\\": ok\"\nexpression: a/b-c\n---\n"));
         assert_eq!(parse("t", &text).unwrap(), "call 1 /X/Y\n  ← status OK");
         assert!(parse("t", "call 1").is_err());
+    }
+
+    #[test]
+    fn what_editors_do_is_accepted() {
+        let lf = render("a", "fixtures/a.json", "d", "call 1 /X/Y\n  ← status OK");
+        let crlf = lf.replace('\n', "\r\n");
+        assert_eq!(parse("t", &crlf).unwrap(), "call 1 /X/Y\n  ← status OK");
+        let spaces = lf.replace("---\n", "---  \t\n");
+        assert_eq!(parse("t", &spaces).unwrap(), "call 1 /X/Y\n  ← status OK");
+        let bom = format!("\u{feff}{lf}");
+        assert_eq!(parse("t", &bom).unwrap(), "call 1 /X/Y\n  ← status OK");
+        // Trailing spaces on `---` and multi-byte text in the metadata: once a panic.
+        let multibyte = "--- \ndescription: “naïve” ← ✓\n---   \nbody é\n";
+        assert_eq!(parse("t", multibyte).unwrap(), "body é");
+    }
+
+    #[test]
+    fn the_rest_is_rejected_with_its_line() {
+        let err = |text: &str| parse("s.snap", text).unwrap_err().to_string();
+        assert!(err("").starts_with("s.snap:1:"), "{}", err(""));
+        assert!(err("call 1\n---\n").starts_with("s.snap:1:"));
+        assert!(
+            err("---\nsource: x\n").starts_with("s.snap:2:"),
+            "{}",
+            err("---\nsource: x\n")
+        );
+        let stray = "---\nsource: x\nnot yaml at all\n---\nbody";
+        assert!(err(stray).starts_with("s.snap:3:"), "{}", err(stray));
     }
 }

@@ -19,6 +19,10 @@ use prost::Message as _;
 use std::{collections::BTreeMap, time::Duration};
 use tokio::time::{timeout_at, Instant};
 
+/// Response messages a probe keeps: its checks count up to 3, so any
+/// number past this reads the same.
+const MAX_PROBE_MESSAGES: usize = 16;
+
 /// How long all the probes together may take.
 pub const PROBE_BUDGET: Duration = Duration::from_secs(5);
 
@@ -330,7 +334,11 @@ impl Ask {
         let mut messages = Vec::new();
         let _ = call
             .drain(&mut scratch, |compressed, bytes, _| {
-                messages.push((compressed, bytes.to_vec()))
+                // A probe reads at most a few; a target that streams without
+                // end must not fill memory for the whole probe budget.
+                if messages.len() < MAX_PROBE_MESSAGES {
+                    messages.push((compressed, bytes.to_vec()))
+                }
             })
             .await;
         let text = |map: &Option<http::HeaderMap>| -> BTreeMap<String, String> {

@@ -49,7 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the reference server of the contract until SIGINT or SIGTERM.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Review, accept or reject a target's snapshots; regenerate the golden ones.
     Snapshots(snapshots::SnapshotsArgs),
     /// Parse and validate every fixture (all problems, each with file, line,

@@ -188,10 +188,10 @@ pub fn exit_code(report: &RunReport) -> u8 {
 impl RunArgs {
     /// The session these flags describe.
     pub fn session_options(&self) -> Result<SessionOptions, CliError> {
-        if !(self.time_scale > 0.0 && self.time_scale.is_finite()) {
-            return Err(CliError::Usage(
-                "--time-scale must be a positive number".into(),
-            ));
+        if !(self.time_scale > 0.0 && self.time_scale <= MAX_TIME_SCALE) {
+            return Err(CliError::Usage(format!(
+                "--time-scale must be a positive number up to {MAX_TIME_SCALE}"
+            )));
         }
         let parse = |v: &[String]| {
             v.iter()
@@ -234,6 +234,10 @@ impl RunArgs {
         })
     }
 }
+
+/// Largest `--time-scale`: fixture times (at most 10 minutes) scaled by it
+/// stay far within what a timer can hold.
+const MAX_TIME_SCALE: f64 = 100.0;
 
 /// Whether the CI environment variable says this is a CI run.
 fn in_ci() -> bool {

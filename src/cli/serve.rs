@@ -83,6 +83,22 @@ pub struct ServeArgs {
     /// needs --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Close a connection that has not sent the HTTP/2 client preface and
+    /// its first frame within this (no GOAWAY: it has not spoken HTTP/2).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Close a connection that never started a call this long after it was
+    /// accepted (GOAWAY `max_idle`), even without --max-connection-idle.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub first_call_timeout: Duration,
+
+    /// Connections served at once. Past it the oldest connection that never
+    /// started a call is closed to make room; when all have, the new one gets
+    /// GOAWAY REFUSED_STREAM `too_many_connections` and is closed. Keep it
+    /// under the open-file limit (`ulimit -n`).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Do not serve the Observer (GetCall answers UNIMPLEMENTED), to play a
     /// server that does not implement it.
     #[arg(long)]
@@ -127,6 +143,9 @@ impl ServeArgs {
             max_message_size: self.max_message_size,
             encodings: self.encodings.clone(),
             tls: None,
+            handshake_timeout: self.handshake_timeout,
+            first_call_timeout: self.first_call_timeout,
+            max_connections: self.max_connections as usize,
             observer: !self.no_observer,
             control_headers: !self.no_control_headers,
         }
@@ -229,6 +248,9 @@ mod tests {
         assert_eq!(config.keepalive, None);
         assert_eq!(config.max_message_size, default.max_message_size);
         assert_eq!(config.encodings, default.encodings);
+        assert_eq!(config.handshake_timeout, default.handshake_timeout);
+        assert_eq!(config.first_call_timeout, default.first_call_timeout);
+        assert_eq!(config.max_connections, default.max_connections);
         assert_eq!(config.listen.to_string(), "127.0.0.1:50051");
     }
 
@@ -248,6 +270,9 @@ mod tests {
             "--max-connection-age-grace=5s",
             "--max-message-size=1024",
             "--encodings=zstd,gzip",
+            "--handshake-timeout=2s",
+            "--first-call-timeout=3s",
+            "--max-connections=7",
         ])
         .serve;
         let c = args.config();
@@ -265,11 +290,15 @@ mod tests {
         assert_eq!(c.max_connection_age_grace, Some(Duration::from_secs(5)));
         assert_eq!(c.max_message_size, 1024);
         assert_eq!(c.encodings, [Encoding::Zstd, Encoding::Gzip]);
+        assert_eq!(c.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(c.first_call_timeout, Duration::from_secs(3));
+        assert_eq!(c.max_connections, 7);
     }
 
     #[test]
     fn bad_values_are_refused() {
         assert!(Wrapper::try_parse_from(["serve", "--encodings=br"]).is_err());
         assert!(Wrapper::try_parse_from(["serve", "--ping-min-interval=soon"]).is_err());
+        assert!(Wrapper::try_parse_from(["serve", "--max-connections=0"]).is_err());
     }
 }

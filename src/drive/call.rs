@@ -151,6 +151,11 @@ impl ActiveCall {
     pub async fn next(&mut self, ev: &mut Vec<Event>) -> Result<Read, Stop> {
         self.await_headers(ev).await?;
         loop {
+            // A target that never stops sending keeps every read ready: the
+            // deadline is checked here, not only when a read has to wait.
+            if Instant::now() >= self.deadline {
+                return Err(Stop::TimedOut("a response message or the trailers".into()));
+            }
             if let Some((flag, payload)) = self.deframer.next_message().map_err(Stop::Failed)? {
                 return self.unpack(flag, payload).map(|(c, m)| Read::Message(c, m));
             }

@@ -8,8 +8,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::io::{Read, Write};
 
 /// Largest message the driver accepts from a target, after decompression:
-/// far above gRPC's 4 MiB default, so only a runaway peer hits it.
-pub const MAX_RECEIVED: usize = 64 * 1024 * 1024;
+/// four times gRPC's 4 MiB default, so only a runaway peer hits it.
+pub const MAX_RECEIVED: usize = 16 * 1024 * 1024;
 
 /// Encodings the driver can compress and decompress.
 pub const KNOWN: [&str; 3] = ["gzip", "deflate", "zstd"];

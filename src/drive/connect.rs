@@ -153,6 +153,9 @@ impl Connector {
         let (sender, connection) = h2::client::Builder::new()
             .initial_window_size(4 * 1024 * 1024)
             .max_frame_size(16 * 1024)
+            // A header list as large as the frame log decodes (a target's
+            // headers are the transcript's, not a place to fill memory).
+            .max_header_list_size(crate::wire::bounds::MAX_HEADER_BLOCK as u32)
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| DriveError::Handshake(super::describe_h2(&e)))?;

@@ -6,6 +6,7 @@
 //! and a RST_STREAM(NO_ERROR) after the server's END_STREAM, which RFC 9113
 //! 8.1 lets a server send or not.
 
+use super::budget::MAX_MESSAGES;
 use super::codec::{self, Deframer};
 use crate::{
     message,
@@ -30,6 +31,10 @@ pub fn stream_events(
     let (mut seen_headers, mut ended) = (false, false);
     let mut encoding: Option<String> = None;
     let mut deframer = Deframer::default();
+    // DATA bytes past the frame log's limit: messages are not shown from there.
+    let mut not_shown = 0;
+    // Messages shown, and past the limit counted only.
+    let (mut shown_messages, mut unshown_messages, mut unshown_bytes) = (0, 0, 0);
     for f in frames
         .iter()
         .filter(|f| f.dir == Dir::In && f.stream == stream)
@@ -64,15 +69,29 @@ pub fn stream_events(
             Body::Data {
                 end_stream,
                 payload,
+                not_kept,
             } => {
-                deframer.push(payload);
+                if *not_kept > 0 || not_shown > 0 {
+                    // The rest of the stream's messages cannot be read.
+                    not_shown += payload.len() + not_kept;
+                    deframer = Deframer::default();
+                } else {
+                    deframer.push(payload);
+                }
                 loop {
                     match deframer.next_message() {
-                        Ok(Some((flag, bytes))) => ev.push(Event::WireMessage {
-                            stream,
-                            flag,
-                            content: content(flag, &bytes, encoding.as_deref(), output),
-                        }),
+                        Ok(Some((_, bytes))) if shown_messages >= MAX_MESSAGES => {
+                            unshown_messages += 1;
+                            unshown_bytes += bytes.len();
+                        }
+                        Ok(Some((flag, bytes))) => {
+                            shown_messages += 1;
+                            ev.push(Event::WireMessage {
+                                stream,
+                                flag,
+                                content: content(flag, &bytes, encoding.as_deref(), output),
+                            })
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             ev.push(Event::WireNote {
@@ -107,6 +126,19 @@ pub fn stream_events(
             }),
             _ => {}
         }
+    }
+    if unshown_messages > 0 {
+        ev.push(Event::WireNote {
+            what: format!(
+                "s{stream} {unshown_messages} more messages ({unshown_bytes} bytes) not shown \
+                 (at most {MAX_MESSAGES} a stream)"
+            ),
+        });
+    }
+    if not_shown > 0 {
+        ev.push(Event::WireNote {
+            what: format!("s{stream} {not_shown} bytes of DATA not kept (frame log limit)"),
+        });
     }
     if deframer.leftover() > 0 {
         ev.push(Event::WireNote {
@@ -250,11 +282,13 @@ mod tests {
             inbound(Body::Data {
                 end_stream: false,
                 payload: Bytes::copy_from_slice(a),
+                not_kept: 0,
             }),
             inbound(Body::WindowUpdate { increment: 5 }),
             inbound(Body::Data {
                 end_stream: false,
                 payload: Bytes::copy_from_slice(b),
+                not_kept: 0,
             }),
             headers_frame(true, &[("grpc-status", "0"), ("grpc-message", "any words")]),
             inbound(Body::Reset { code: 0 }),
@@ -307,6 +341,7 @@ mod tests {
             inbound(Body::Data {
                 end_stream: true,
                 payload: Bytes::from(wire),
+                not_kept: 0,
             }),
         ];
         let out = text(&stream_events(1, &frames, None, false));

@@ -5,12 +5,14 @@
 //!
 //! - [`connect`]: TCP or TLS, HTTP/2 handshake.
 //! - [`codec`]: the 5-byte message prefix and compression.
+//! - [`budget`]: how many received messages a conversation records.
 //! - [`call`]: one stream: send, read head, messages, trailers.
 //! - [`observer`]: `Observer.GetCall` on a side connection.
 //! - [`facts`]: a frame log's wire facts as events.
 //! - [`raw`]: the frame-level driver for what h2's client cannot send.
 //! - `script`: one call's steps, in order, as events.
 
+pub mod budget;
 pub mod call;
 pub mod codec;
 pub mod connect;
@@ -100,6 +102,21 @@ impl DriveOptions {
     pub fn scale(&self, ms: u64) -> u64 {
         (ms as f64 * self.time_scale).round() as u64
     }
+}
+
+/// A `grpc-timeout` value for `ms` milliseconds: at most 8 digits
+/// (PROTOCOL-HTTP2.md), so beyond 99,999,999 ms in the coarsest unit that
+/// fits, rounded up (a deadline may be later than asked, never earlier).
+pub fn grpc_timeout(ms: u64) -> String {
+    const FITS: u64 = 99_999_999;
+    let mut value = ms;
+    for (unit, next) in [("m", 1000), ("S", 60), ("M", 60), ("H", 1)] {
+        if value <= FITS || unit == "H" {
+            return format!("{}{unit}", value.min(FITS));
+        }
+        value = value.div_ceil(next);
+    }
+    unreachable!("hours is the last unit")
 }
 
 /// How long the server may wait for a call to end before answering GetCall.
@@ -229,6 +246,7 @@ pub async fn run_traced(
             return Ok((ev, Vec::new()));
         }
     };
+    let budget = budget::Budget::default();
     let mut runs = Vec::new();
     for (index, call) in fixture.calls.iter().enumerate() {
         let method = descriptors
@@ -241,6 +259,7 @@ pub async fn run_traced(
             call_id: next_call_id(),
             options,
             deadline,
+            budget: &budget,
         });
     }
     if fixture.concurrent {
@@ -275,7 +294,26 @@ pub async fn run_traced(
             descriptors.method(path).map(|m| m.output())
         }));
     }
+    ev.extend(budget.overflow());
+    ev.extend(log_limits(&conn.log, fixture.wire));
     Ok((ev, frames))
+}
+
+/// What the frame log says about the limits: a flood of the server's (a
+/// failure, named), and, where the wire facts are shown (`wire`), what the
+/// log could not keep.
+fn log_limits(log: &FrameLog, wire: bool) -> Vec<Event> {
+    let mut ev = Vec::new();
+    if let Some(what) = log.flood().or_else(|| log.open_block_flood()) {
+        ev.push(Event::Failure { what });
+    }
+    let not_kept = log.not_kept();
+    if wire && !not_kept.is_empty() {
+        ev.push(Event::WireNote {
+            what: not_kept.describe(),
+        });
+    }
+    ev
 }
 
 /// Records how a call's run ended; whether it timed out (which ends the
@@ -291,5 +329,18 @@ fn record_end(outcome: Result<(), Stop>, ev: &mut Vec<Event>) -> bool {
             ev.push(Event::TimedOut { waiting_for });
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_timeout_fits_in_eight_digits() {
+        use super::grpc_timeout;
+        assert_eq!(grpc_timeout(1), "1m");
+        assert_eq!(grpc_timeout(99_999_999), "99999999m");
+        assert_eq!(grpc_timeout(100_000_000), "100000S");
+        assert_eq!(grpc_timeout(100_000_001), "100001S");
+        assert_eq!(grpc_timeout(u64::MAX), "99999999H");
     }
 }

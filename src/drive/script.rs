@@ -33,6 +33,8 @@ pub(super) struct CallRun<'a> {
     pub(super) options: &'a DriveOptions,
     /// End of the fixture's time.
     pub(super) deadline: Instant,
+    /// What the conversation records of received messages.
+    pub(super) budget: &'a super::budget::Budget,
 }
 
 impl CallRun<'_> {
@@ -174,7 +176,7 @@ impl CallRun<'_> {
             shown.push(("grpc-timeout".into(), format!("{d}m")));
             send.push((
                 "grpc-timeout".into(),
-                format!("{}m", self.options.scale(d).max(1)),
+                super::grpc_timeout(self.options.scale(d).max(1)),
             ));
         }
         if let Some(enc) = &self.call.encoding {
@@ -235,6 +237,9 @@ impl CallRun<'_> {
         bytes: &[u8],
         ev: &mut Vec<Event>,
     ) -> Option<serde_json::Value> {
+        if !self.budget.admit(bytes.len()) {
+            return None;
+        }
         match self.render(bytes) {
             Ok(json) => {
                 ev.push(Event::Received {
@@ -272,6 +277,12 @@ impl CallRun<'_> {
             Step::SendMany(m) => {
                 let mut compressed = false;
                 for i in 1..=m.count {
+                    // Sending never waits (h2 queues the data), so without
+                    // this a long loop would starve the fixture's timeout.
+                    tokio::task::consume_budget().await;
+                    if Instant::now() >= self.deadline {
+                        return Err(Stop::TimedOut(format!("send_many to send message {i}")));
+                    }
                     compressed = self.send_one(
                         call,
                         &message::expand_template(&m.template, i),

@@ -17,7 +17,12 @@ pub use crate::contract::CALL_ID as CALL_ID_HEADER;
 
 /// Calls kept for the Observer at most; the oldest go first. Bounds memory on a
 /// server that runs for days under a CI loop.
-const MAX_KEPT_CALLS: usize = 10_000;
+pub const MAX_KEPT_CALLS: usize = 10_000;
+/// Bytes of call ids and metadata kept for the Observer at most; the oldest
+/// calls go first. A call's headers are at most 16 KiB (hyper's default
+/// header list limit), so this binds before the count only when clients
+/// send large metadata.
+pub const MAX_KEPT_BYTES: usize = 32 * 1024 * 1024;
 
 /// One call's view from the server, shared by the transport and the handler.
 /// Cloning shares the same call.
@@ -130,8 +135,23 @@ pub struct CallRegistry {
 
 #[derive(Debug, Default)]
 struct Kept {
-    calls: HashMap<String, CallCtx>,
+    /// Call id → the call and the bytes it is counted for.
+    calls: HashMap<String, (CallCtx, usize)>,
+    /// Call ids, oldest first.
     order: std::collections::VecDeque<String>,
+    /// Bytes counted of every call kept.
+    bytes: usize,
+}
+
+/// The bytes a kept call is counted for: its id (twice: key and record),
+/// method and metadata.
+fn kept_bytes(opening: &CallOpening) -> usize {
+    let metadata: usize = opening
+        .metadata
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    2 * opening.call_id.as_ref().map_or(0, String::len) + opening.method.len() + metadata
 }
 
 impl CallRegistry {
@@ -139,15 +159,21 @@ impl CallRegistry {
     /// replaces the first, so a rerun fixture sees its own call.
     pub fn open(&self, opening: CallOpening) -> CallCtx {
         let id = opening.call_id.clone().filter(|id| !id.is_empty());
+        let bytes = kept_bytes(&opening);
         let ctx = CallCtx::new(opening);
         if let Some(id) = id {
             let mut kept = self.inner.lock().expect("call registry poisoned");
-            if kept.calls.insert(id.clone(), ctx.clone()).is_none() {
-                kept.order.push_back(id);
-                while kept.order.len() > MAX_KEPT_CALLS {
-                    if let Some(old) = kept.order.pop_front() {
-                        kept.calls.remove(&old);
-                    }
+            kept.bytes += bytes;
+            match kept.calls.insert(id.clone(), (ctx.clone(), bytes)) {
+                Some((_, replaced)) => kept.bytes -= replaced,
+                None => kept.order.push_back(id),
+            }
+            while kept.order.len() > MAX_KEPT_CALLS || kept.bytes > MAX_KEPT_BYTES {
+                let Some(old) = kept.order.pop_front() else {
+                    break;
+                };
+                if let Some((_, freed)) = kept.calls.remove(&old) {
+                    kept.bytes -= freed;
                 }
             }
         }
@@ -163,7 +189,7 @@ impl CallRegistry {
             .expect("call registry poisoned")
             .calls
             .get(id)
-            .cloned()?;
+            .map(|(ctx, _)| ctx.clone())?;
         let mut changes = ctx.record.subscribe();
         let settled = changes.wait_for(|r| r.outcome != Outcome::Running as i32);
         // Timing out is an answer too: the record says RUNNING.
@@ -206,6 +232,23 @@ mod tests {
         let record = registry.get("b", Duration::from_millis(10)).await.unwrap();
         assert_eq!(record.outcome, Outcome::Running as i32);
         assert!(registry.get("nope", Duration::ZERO).await.is_none());
+    }
+
+    #[test]
+    fn the_oldest_calls_go_past_the_byte_cap() {
+        let registry = CallRegistry::default();
+        let big = "v".repeat(8 * 1024);
+        let calls = MAX_KEPT_BYTES / (8 * 1024) + 10;
+        for i in 0..calls {
+            let mut o = opening(&format!("c{i}"));
+            o.metadata.insert("x-big".into(), big.clone());
+            registry.open(o);
+        }
+        let kept = registry.inner.lock().unwrap();
+        assert!(kept.bytes <= MAX_KEPT_BYTES, "{}", kept.bytes);
+        assert!(!kept.calls.contains_key("c0"));
+        assert!(kept.calls.contains_key(&format!("c{}", calls - 1)));
+        assert_eq!(kept.calls.len(), kept.order.len());
     }
 
     #[test]

@@ -81,6 +81,14 @@ pub struct ServerKeepalive {
     pub timeout: Duration,
 }
 
+/// Default [`ReferenceConfig::handshake_timeout`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`ReferenceConfig::first_call_timeout`].
+pub const DEFAULT_FIRST_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`ReferenceConfig::max_connections`]: well under the usual limit
+/// of 1024 open files, so the listener itself never runs out.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
 /// How the reference server is started.
 #[derive(Clone, Debug)]
 pub struct ReferenceConfig {
@@ -105,6 +113,17 @@ pub struct ReferenceConfig {
     /// TLS (ALPN h2, optionally client certificates) instead of h2c; see
     /// [`crate::tls::server_config`].
     pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// A connection that has not sent the client preface and its first frame
+    /// within this is closed without a word (it has not spoken HTTP/2 yet).
+    pub handshake_timeout: Duration,
+    /// A connection that never started a call is closed this long after it
+    /// was accepted (GOAWAY `max_idle`), whatever `max_connection_idle` says.
+    pub first_call_timeout: Duration,
+    /// Connections served at once. A new one beyond it first evicts the
+    /// oldest connection that never started a call; when every connection
+    /// has, the new one is refused with GOAWAY REFUSED_STREAM
+    /// `too_many_connections` and closed.
+    pub max_connections: usize,
     /// Serve the Observer (`conform.v1.Observer`); off, GetCall is
     /// UNIMPLEMENTED, as on a server that does not implement it.
     pub observer: bool,
@@ -126,6 +145,9 @@ impl Default for ReferenceConfig {
             max_message_size: 4 * 1024 * 1024,
             encodings: Encoding::ALL.to_vec(),
             tls: None,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            first_call_timeout: DEFAULT_FIRST_CALL_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             observer: true,
             control_headers: true,
         }

@@ -40,6 +40,8 @@ pub mod flag {
 pub mod error_code {
     /// NO_ERROR: a graceful close.
     pub const NO_ERROR: u32 = 0x0;
+    /// REFUSED_STREAM: nothing was processed, the request may be retried.
+    pub const REFUSED_STREAM: u32 = 0x7;
     /// CANCEL
     pub const CANCEL: u32 = 0x8;
     /// ENHANCE_YOUR_CALM: what gRPC answers a ping flood with.

@@ -5,6 +5,7 @@
 //! [`FrameDecoder`] per direction, because each direction has its own HPACK
 //! table.
 
+use super::bounds::{MAX_CONTINUATIONS, MAX_HEADER_BLOCK};
 use super::frame::{flag, kind, FrameHeader, CLIENT_PREFACE, HEADER_LEN};
 use bytes::{Buf, Bytes, BytesMut};
 use std::fmt::Write;
@@ -32,8 +33,11 @@ pub enum Body {
     Data {
         /// END_STREAM was set.
         end_stream: bool,
-        /// The payload (gRPC messages or parts of them).
+        /// The payload (gRPC messages or parts of them), or its first part
+        /// when the log's DATA budget ran out.
         payload: Bytes,
+        /// Payload bytes that arrived but are not kept (the log's limit).
+        not_kept: usize,
     },
     /// HEADERS (plus its CONTINUATIONs), decoded.
     Headers {
@@ -111,8 +115,9 @@ pub struct FrameDecoder {
     buf: BytesMut,
     /// HPACK state of this direction.
     hpack: loona_hpack::Decoder<'static>,
-    /// A header block waiting for CONTINUATION: stream, END_STREAM, bytes.
-    partial: Option<(u32, bool, Vec<u8>)>,
+    /// A header block waiting for CONTINUATION: stream, END_STREAM, bytes,
+    /// CONTINUATIONs so far.
+    partial: Option<(u32, bool, Vec<u8>, usize)>,
 }
 
 impl FrameDecoder {
@@ -158,6 +163,14 @@ impl FrameDecoder {
         }
     }
 
+    /// The header block still waiting for CONTINUATION, if any: its stream,
+    /// the CONTINUATION frames so far and its bytes.
+    pub fn open_block(&self) -> Option<(u32, usize, usize)> {
+        self.partial
+            .as_ref()
+            .map(|(stream, _, block, count)| (*stream, *count, block.len()))
+    }
+
     /// One frame's body; `None` while a header block waits for CONTINUATION.
     fn decode(&mut self, h: &FrameHeader, mut p: Bytes) -> Option<Body> {
         let other = |problem: &str| Body::Other {
@@ -171,6 +184,7 @@ impl FrameDecoder {
                 Some(payload) => Body::Data {
                     end_stream: h.has(flag::END_STREAM),
                     payload,
+                    not_kept: 0,
                 },
                 None => other("bad padding"),
             },
@@ -186,18 +200,26 @@ impl FrameDecoder {
                 }
                 let end_stream = h.has(flag::END_STREAM);
                 if h.flags & END_HEADERS == 0 {
-                    self.partial = Some((h.stream_id, end_stream, block.to_vec()));
+                    self.partial = Some((h.stream_id, end_stream, block.to_vec(), 0));
                     return None;
                 }
                 self.header_block(end_stream, &block)
             }
             kind::CONTINUATION => {
-                let Some((_, end_stream, mut block)) = self.partial.take() else {
+                let Some((_, end_stream, mut block, count)) = self.partial.take() else {
                     return Some(other("CONTINUATION without HEADERS"));
                 };
+                // A block that never ends must not grow without limit: it
+                // is given up (and the HPACK state with it).
+                if count + 1 > MAX_CONTINUATIONS || block.len() + p.len() > MAX_HEADER_BLOCK {
+                    return Some(other(&format!(
+                        "header block over {MAX_HEADER_BLOCK} bytes or {MAX_CONTINUATIONS} \
+                         CONTINUATION frames, given up"
+                    )));
+                }
                 block.extend_from_slice(&p);
                 if h.flags & END_HEADERS == 0 {
-                    self.partial = Some((h.stream_id, end_stream, block));
+                    self.partial = Some((h.stream_id, end_stream, block, count + 1));
                     return None;
                 }
                 self.header_block(end_stream, &block)
@@ -334,17 +356,24 @@ pub fn render_trace(frames: &[Frame], hidden: &[String]) -> String {
             Body::Data {
                 end_stream,
                 payload,
+                not_kept,
             } => {
                 let reader = readers.entry((f.dir == Dir::Out, s)).or_default();
                 let mut prefixes = Vec::new();
-                let _ = reader.feed(payload, |p| {
-                    prefixes.push(format!("[flag {} len {}]", p.compressed, p.length));
-                    Ok::<_, ()>(())
-                });
+                if *not_kept > 0 {
+                    // The prefixes cannot be followed past bytes not kept.
+                    *reader = Default::default();
+                    prefixes.push(format!("({not_kept} bytes not kept)"));
+                } else {
+                    let _ = reader.feed(payload, |p| {
+                        prefixes.push(format!("[flag {} len {}]", p.compressed, p.length));
+                        Ok::<_, ()>(())
+                    });
+                }
                 write!(
                     out,
                     "DATA s{s} {} bytes{}{}{}",
-                    payload.len(),
+                    payload.len() + not_kept,
                     if prefixes.is_empty() {
                         ""
                     } else {

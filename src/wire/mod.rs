@@ -3,6 +3,7 @@
 //! incremental, because neither TCP reads nor DATA frames respect the
 //! boundaries of what they carry.
 
+pub mod bounds;
 pub mod frame;
 pub mod log;
 pub mod message;

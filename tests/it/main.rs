@@ -1,8 +1,10 @@
 //! The one integration-test binary: a module per area.
 
+mod bounds;
 mod capabilities;
 mod cli;
 mod faulty;
+mod fuzz;
 mod runner;
 mod services;
 mod stability;

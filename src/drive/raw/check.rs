@@ -54,6 +54,12 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
                     format!("no method {path} in the descriptors"),
                 )
             })?;
+            if u64::from(s) > crate::limits::MAX_STREAM_ID {
+                return Err((
+                    at(".stream"),
+                    format!("s{s}: stream ids are at most 2^31-1"),
+                ));
+            }
             if s % 2 == 0 || s <= last {
                 return Err((
                     at(".stream"),

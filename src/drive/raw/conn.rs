@@ -4,13 +4,14 @@
 
 use super::super::{connect::Io, Stop};
 use crate::wire::{
+    bounds::may_keep,
     frame::{flag, frame, kind, CLIENT_PREFACE},
     log::{Body, Dir, Frame, END_HEADERS},
     recorder::FrameLog,
 };
 use std::sync::Arc;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt, WriteHalf},
+    io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf},
     sync::{mpsc, Mutex},
     task::JoinHandle,
     time::{timeout_at, Instant},
@@ -18,6 +19,17 @@ use tokio::{
 
 /// Largest frame payload we send (the minimum every peer accepts).
 pub(super) const MAX_FRAME: usize = 16_384;
+/// The flow-control window granted to the server, per stream and for the
+/// connection: far above any fixture's responses, and what the reader may
+/// have in flight before the script consumes it.
+pub(super) const WINDOW: u32 = 1024 * 1024;
+/// Server frames decoded but not yet taken by the script; past it the
+/// reader stops reading the socket (and so stops granting window).
+const QUEUED_FRAMES: usize = 256;
+/// Server frames the script keeps in full; past it only frames that end
+/// something (HEADERS, RST_STREAM, GOAWAY, END_STREAM) are kept, up to twice
+/// as many, and the rest only counted.
+pub(super) const MAX_SEEN: usize = 10_000;
 
 /// Writes frames, logging each as sent.
 #[derive(Clone)]
@@ -47,11 +59,14 @@ pub(super) struct RawConn {
     /// Sends frames.
     pub(super) writer: Writer,
     /// Server frames as the reader task decodes them.
-    pub(super) incoming: mpsc::UnboundedReceiver<Frame>,
+    pub(super) incoming: mpsc::Receiver<Frame>,
     /// HPACK state of our header blocks.
     pub(super) encoder: loona_hpack::Encoder<'static>,
-    /// Every server frame taken from `incoming`, in order.
+    /// The server frames taken from `incoming`, in order, as many as
+    /// [`MAX_SEEN`] allows.
     pub(super) seen: Vec<Frame>,
+    /// Server frames taken but not kept in `seen`.
+    pub(super) not_seen: u64,
     /// GOAWAYs already put in the transcript.
     pub(super) goaways_reported: usize,
     /// The reader task hit EOF or an error.
@@ -67,10 +82,11 @@ impl Drop for RawConn {
 }
 
 impl RawConn {
-    /// Opens the connection: preface, SETTINGS with the largest stream window
-    /// and no push, and the largest connection window.
+    /// Opens the connection: preface, SETTINGS with a [`WINDOW`] stream
+    /// window and no push, and a [`WINDOW`] connection window, both granted
+    /// again as the reader hands DATA on.
     pub(super) async fn open(io: Box<dyn Io>, log: FrameLog) -> Result<RawConn, Stop> {
-        let (mut read, write) = tokio::io::split(io);
+        let (read, write) = tokio::io::split(io);
         let writer = Writer {
             io: Arc::new(Mutex::new(write)),
             log: log.clone(),
@@ -78,7 +94,7 @@ impl RawConn {
         // The preface goes first: the reader's answers must not overtake it.
         let mut start = CLIENT_PREFACE.to_vec();
         let mut settings = Vec::new();
-        for (id, value) in [(2u16, 0u32), (4, 0x7fff_ffff)] {
+        for (id, value) in [(2u16, 0u32), (4, WINDOW)] {
             settings.extend(id.to_be_bytes());
             settings.extend(value.to_be_bytes());
         }
@@ -87,43 +103,17 @@ impl RawConn {
             kind::WINDOW_UPDATE,
             0,
             0,
-            &(0x7fff_ffffu32 - 65_535).to_be_bytes(),
+            &(WINDOW - 65_535).to_be_bytes(),
         ));
         writer.write(&start).await?;
-        let (tx, incoming) = mpsc::unbounded_channel();
-        let answer = writer.clone();
-        let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Ok(n) = read.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                for f in log.feed(Dir::In, &buf[..n]) {
-                    // A peer waits for these; answering is not the script's business.
-                    let reply = match &f.body {
-                        Body::Settings { ack: false, .. } => {
-                            Some(frame(kind::SETTINGS, flag::ACK, 0, &[]))
-                        }
-                        Body::Ping {
-                            ack: false,
-                            payload,
-                        } => Some(frame(kind::PING, flag::ACK, 0, payload)),
-                        _ => None,
-                    };
-                    if let Some(reply) = reply {
-                        let _ = answer.write(&reply).await;
-                    }
-                    if tx.send(f).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        let (tx, incoming) = mpsc::channel(QUEUED_FRAMES);
+        let reader = tokio::spawn(read_frames(read, log, writer.clone(), tx));
         Ok(RawConn {
             writer,
             incoming,
             encoder: loona_hpack::Encoder::new(),
             seen: Vec::new(),
+            not_seen: 0,
             goaways_reported: 0,
             closed: false,
             reader,
@@ -133,18 +123,46 @@ impl RawConn {
     /// Takes server frames until `done` holds, the connection closes, or `until`.
     /// Whether `done` held.
     pub(super) async fn pump(&mut self, until: Instant, done: impl Fn(&[Frame]) -> bool) -> bool {
+        if done(&self.seen) {
+            return true;
+        }
         loop {
-            if done(&self.seen) {
-                return true;
-            }
             if self.closed {
                 return false;
             }
             match timeout_at(until, self.incoming.recv()).await {
-                Ok(Some(f)) => self.seen.push(f),
+                // Only a frame kept that can end a wait is worth asking
+                // `done` again: a DATA stream must not cost a scan of
+                // everything seen per frame.
+                Ok(Some(f)) => {
+                    if self.see(f) && done(&self.seen) {
+                        return true;
+                    }
+                }
                 Ok(None) => self.closed = true,
                 Err(_) => return false,
             }
+        }
+    }
+
+    /// Keeps a server frame taken from the reader, within [`MAX_SEEN`];
+    /// whether it was kept and may end a wait (anything but DATA without
+    /// END_STREAM and WINDOW_UPDATE).
+    fn see(&mut self, f: Frame) -> bool {
+        let telling = !matches!(
+            f.body,
+            Body::WindowUpdate { .. }
+                | Body::Data {
+                    end_stream: false,
+                    ..
+                }
+        );
+        if may_keep(&f.body, self.seen.len(), MAX_SEEN) {
+            self.seen.push(f);
+            telling
+        } else {
+            self.not_seen += 1;
+            false
         }
     }
 
@@ -174,5 +192,59 @@ impl RawConn {
             }
         }
         Ok(out)
+    }
+}
+
+/// The reader task: decodes the server's frames into the log, answers
+/// SETTINGS and PING (a peer waits for those; answering is not the script's
+/// business), grants back the window of each DATA frame once the script's
+/// queue took it, and stops at a flood (the log names it) or the end.
+async fn read_frames(
+    mut read: ReadHalf<Box<dyn Io>>,
+    log: FrameLog,
+    answer: Writer,
+    tx: mpsc::Sender<Frame>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = read.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        for f in log.feed(Dir::In, &buf[..n]) {
+            if log.flood().is_some() {
+                return;
+            }
+            let mut reply = match &f.body {
+                Body::Settings { ack: false, .. } => frame(kind::SETTINGS, flag::ACK, 0, &[]),
+                Body::Ping {
+                    ack: false,
+                    payload,
+                } => frame(kind::PING, flag::ACK, 0, payload),
+                _ => Vec::new(),
+            };
+            let granted = match &f.body {
+                Body::Data {
+                    payload,
+                    not_kept,
+                    end_stream,
+                } => Some((f.stream, payload.len() + not_kept, *end_stream)),
+                _ => None,
+            };
+            // Waits while the script's queue is full: the socket is not read
+            // meanwhile, and no window is granted for what is not consumed.
+            if tx.send(f).await.is_err() {
+                return;
+            }
+            if let Some((stream, len, end_stream)) = granted.filter(|(_, len, _)| *len > 0) {
+                let increment = (len as u32).to_be_bytes();
+                reply.extend(frame(kind::WINDOW_UPDATE, 0, 0, &increment));
+                if !end_stream {
+                    reply.extend(frame(kind::WINDOW_UPDATE, 0, stream, &increment));
+                }
+            }
+            if !reply.is_empty() {
+                let _ = answer.write(&reply).await;
+            }
+        }
     }
 }

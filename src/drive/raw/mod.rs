@@ -3,9 +3,14 @@
 //! chosen payloads, malformed messages and headers, rapid resets). Header
 //! blocks are encoded with `loona-hpack`; a reader task decodes the server's
 //! frames into the connection's [`FrameLog`] and answers SETTINGS and PING.
-//! It grants the server the largest windows at once; it keeps no send
-//! window of its own, because fixtures send messages far below any initial
-//! window (a script sending more than 64 KiB on a stream could stall).
+//! It grants the server a 1 MiB window per stream and for the connection,
+//! granted again as the script takes the DATA, and reads the socket only as
+//! fast as the script takes frames, so a server streaming without end cannot
+//! fill memory; floods of PING, SETTINGS, CONTINUATION or RST_STREAM end the
+//! conversation with a failure that names them (see [`crate::wire::bounds`]).
+//! It keeps no send window of its own, because fixtures send messages far
+//! below any initial window (a script sending more than 64 KiB on a stream
+//! could stall).
 //!
 //! - `conn`: the connection, its writer and reader task.
 //! - `connection`: the connection-level steps (PING, GOAWAY, SETTINGS).
@@ -34,6 +39,9 @@ use prost_reflect::MethodDescriptor;
 use std::{collections::HashMap, time::Duration};
 use tokio::time::{sleep, timeout_at, Instant};
 
+/// Bytes of a `reset_many` burst written at a time.
+const RESET_BURST_WRITE: usize = 64 * 1024;
+
 /// Runs a raw conversation (`fixture.raw`) and returns its events and the
 /// frame log.
 pub async fn run_raw(
@@ -54,7 +62,7 @@ pub async fn run_raw(
             return Ok(ev);
         }
     };
-    let mut conn = match timeout_at(deadline, RawConn::open(io, log)).await {
+    let mut conn = match timeout_at(deadline, RawConn::open(io, log.clone())).await {
         Ok(Ok(c)) => c,
         Ok(Err(Stop::Failed(what))) | Ok(Err(Stop::TimedOut(what))) => {
             ev.push(Event::Failure { what });
@@ -93,7 +101,20 @@ pub async fn run_raw(
                 break;
             }
         }
+        if log.flood().is_some() {
+            break;
+        }
     }
+    if script.conn.not_seen > 0 {
+        ev.push(Event::WireNote {
+            what: format!(
+                "{} more server frames not kept (at most {} a conversation)",
+                script.conn.not_seen,
+                conn::MAX_SEEN
+            ),
+        });
+    }
+    ev.extend(super::log_limits(&log, true));
     Ok(ev)
 }
 
@@ -340,9 +361,17 @@ impl Script<'_> {
                 };
                 let fields = self.request_fields(&o, &mut Vec::new());
                 for i in 0..r.count {
+                    // Encoding never waits: let the fixture's timeout fire.
+                    tokio::task::consume_budget().await;
                     let id = r.first_stream + 2 * i;
                     out.extend(self.conn.headers(id, &fields, false).await?);
                     out.extend(frame(kind::RST_STREAM, 0, id, &8u32.to_be_bytes()));
+                    // Back to back in writes of 64 KiB, each logged as it goes,
+                    // so a long burst stops at the timeout too.
+                    if out.len() >= RESET_BURST_WRITE {
+                        self.conn.writer.write(&out).await?;
+                        out.clear();
+                    }
                 }
                 self.conn.writer.write(&out).await?;
                 ev.push(Event::WireSent {

@@ -6,12 +6,15 @@ use super::conn::ConnState;
 use super::layer::CallLayer;
 use super::tap::Tap;
 use crate::reference::{CallRegistry, ReferenceConfig};
+use crate::wire::frame;
+use futures::FutureExt;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 use tokio::{
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
     sync::watch,
     task::JoinSet,
@@ -29,9 +32,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// GOAWAY debug data for A9's max age and max idle, as grpc-go sends it.
 const MAX_AGE: &[u8] = b"max_age";
 const MAX_IDLE: &[u8] = b"max_idle";
+/// GOAWAY debug data of a connection refused over the cap.
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"too_many_connections";
+/// How long a refused connection, or one closed for never starting a call,
+/// is given to take its GOAWAY before it is dropped.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// Serves `listener` until `stop` resolves, then drains every connection
-/// (bounded by [`SHUTDOWN_GRACE`]).
+/// (bounded by [`SHUTDOWN_GRACE`]). At most `config.max_connections` are
+/// served at once (see [`Admission`]).
 pub async fn serve(
     listener: TcpListener,
     config: Arc<ReferenceConfig>,
@@ -41,23 +50,33 @@ pub async fn serve(
 ) {
     let (stopping, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut admission = Admission::default();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
+                    let Some((id, state)) = admission.admit(&config) else {
+                        connections.spawn(refuse(stream));
+                        continue;
+                    };
                     connections.spawn(connection(
                         stream,
                         config.clone(),
                         routes.clone(),
                         registry.clone(),
+                        state,
                         stop_rx.clone(),
-                    ));
+                    ).map(move |()| Some(id)));
                 }
                 Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                if let Ok(Some(id)) = ended {
+                    admission.ended(id);
+                }
+            }
         }
     }
     drop(listener);
@@ -68,6 +87,64 @@ pub async fn serve(
     if drained.await.is_err() {
         connections.abort_all();
     }
+}
+
+/// The connections being served, by the order they were accepted, for the
+/// connection cap: a connection that never started a call is the first to
+/// go when the cap is reached, so silent connections cannot lock out
+/// clients that have calls to make.
+#[derive(Default)]
+struct Admission {
+    /// Served connections by id (ids rise with acceptance).
+    served: BTreeMap<u64, Arc<ConnState>>,
+    /// The next id.
+    next: u64,
+}
+
+impl Admission {
+    /// Makes room for one more connection under the cap: the state of the new
+    /// connection and its id, or `None` when every served connection has
+    /// started a call (the new one is refused).
+    fn admit(&mut self, config: &ReferenceConfig) -> Option<(u64, Arc<ConnState>)> {
+        if self.served.len() >= config.max_connections {
+            let silent = self
+                .served
+                .iter()
+                .find(|(_, state)| !state.ever_called())
+                .map(|(id, _)| *id)?;
+            if let Some(state) = self.served.remove(&silent) {
+                state.request_close();
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        let state = ConnState::new(config.ping_policy.clone());
+        self.served.insert(id, state.clone());
+        Some((id, state))
+    }
+
+    /// Connection `id` ended.
+    fn ended(&mut self, id: u64) {
+        self.served.remove(&id);
+    }
+}
+
+/// Refuses a connection over the cap: the server preface (empty SETTINGS),
+/// then GOAWAY(0, REFUSED_STREAM, `too_many_connections`), so an HTTP/2
+/// client reports why, and closes it; bounded by [`REFUSAL_TIME`].
+async fn refuse(mut stream: TcpStream) -> Option<u64> {
+    let mut bytes = frame::frame(frame::kind::SETTINGS, 0, 0, &[]);
+    bytes.extend(frame::goaway(
+        0,
+        frame::error_code::REFUSED_STREAM,
+        TOO_MANY_CONNECTIONS,
+    ));
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    None
 }
 
 /// Why a connection is being drained.
@@ -83,18 +160,19 @@ async fn connection(
     config: Arc<ReferenceConfig>,
     routes: Routes,
     registry: CallRegistry,
+    state: Arc<ConnState>,
     stopping: watch::Receiver<bool>,
 ) {
     // Small gRPC messages must not wait for Nagle.
     let _ = stream.set_nodelay(true);
     match config.tls.clone() {
-        None => serve_connection(stream, config, routes, registry, stopping).await,
+        None => serve_connection(stream, config, routes, registry, state, stopping).await,
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls);
             if let Ok(Ok(stream)) =
                 tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await
             {
-                serve_connection(stream, config, routes, registry, stopping).await;
+                serve_connection(stream, config, routes, registry, state, stopping).await;
             }
         }
     }
@@ -107,12 +185,14 @@ async fn serve_connection<IO>(
     config: Arc<ReferenceConfig>,
     routes: Routes,
     registry: CallRegistry,
+    state: Arc<ConnState>,
     mut stopping: watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let born = Instant::now();
-    let state = ConnState::new(config.ping_policy.clone());
+    let handshake_by = born + config.handshake_timeout;
+    let first_call_by = born + config.first_call_timeout;
     let service = CallLayer::new(config.clone(), registry, state.clone()).layer(routes);
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
@@ -136,6 +216,14 @@ async fn serve_connection<IO>(
             // the connection is over either way.
             _ = conn.as_mut() => break,
             _ = state.close_requested() => break,
+            // A peer that has not even sent its preface gets no GOAWAY.
+            _ = unless_by(handshake_by, || state.handshake_is_done()) => break,
+            _ = unless_by(first_call_by, || state.ever_called()), if !draining_now => {
+                state.set_goaway_debug(MAX_IDLE);
+                conn.as_mut().graceful_shutdown();
+                // A silent peer never acknowledges the graceful close's PING.
+                draining = Some(Draining { until: Some(Instant::now() + REFUSAL_TIME) });
+            }
             _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => break,
             _ = stopping.wait_for(|stop| *stop), if !draining_now => {
                 conn.as_mut().graceful_shutdown();
@@ -153,6 +241,14 @@ async fn serve_connection<IO>(
                 draining = Some(Draining { until: None });
             }
         }
+    }
+}
+
+/// Resolves at `at` unless `done` holds by then; otherwise never.
+async fn unless_by(at: Instant, done: impl Fn() -> bool) {
+    tokio::time::sleep_until(at).await;
+    if done() {
+        std::future::pending::<()>().await;
     }
 }
 

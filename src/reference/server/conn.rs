@@ -5,7 +5,10 @@
 use super::ping_policy::{PingEnforcer, PingVerdict};
 use crate::reference::PingPolicy;
 use std::{
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
     time::Instant,
 };
 use tokio::sync::{watch, Notify};
@@ -17,8 +20,13 @@ pub struct ConnState {
     open_calls: watch::Sender<usize>,
     /// The tap's state, also set by the connection task (GOAWAY debug data).
     tap: Mutex<TapShared>,
-    /// Woken once the tap flushed a GOAWAY that ends the connection.
+    /// Woken once the tap flushed a GOAWAY that ends the connection, or
+    /// the accept loop evicts it.
     close: Notify,
+    /// The client sent its preface and a whole first frame.
+    handshaken: watch::Sender<bool>,
+    /// Calls ever started on the connection.
+    calls_started: AtomicU64,
 }
 
 /// The tap's part, under one lock because pings, frames sent and GOAWAYs
@@ -47,6 +55,8 @@ impl ConnState {
                 goaway_debug: None,
             }),
             close: Notify::new(),
+            handshaken: watch::channel(false).0,
+            calls_started: AtomicU64::new(0),
         })
     }
 
@@ -75,6 +85,7 @@ impl ConnState {
 
     /// A call opened; it counts until the guard is dropped.
     pub fn open_call(self: &Arc<Self>) -> CallGuard {
+        self.calls_started.fetch_add(1, Ordering::Relaxed);
         self.open_calls.send_modify(|n| *n += 1);
         CallGuard(self.clone())
     }
@@ -97,7 +108,24 @@ impl ConnState {
         }
     }
 
-    /// The tap asks for the connection to be dropped (its GOAWAY is out).
+    /// Whether a call was ever started on the connection.
+    pub fn ever_called(&self) -> bool {
+        self.calls_started.load(Ordering::Relaxed) > 0
+    }
+
+    /// The tap saw the client's preface and a whole first frame.
+    pub(super) fn handshake_seen(&self) {
+        self.handshaken
+            .send_if_modified(|seen| !std::mem::replace(seen, true));
+    }
+
+    /// Whether the client's preface and first frame arrived.
+    pub fn handshake_is_done(&self) -> bool {
+        *self.handshaken.borrow()
+    }
+
+    /// Asks for the connection to be dropped: the tap once its GOAWAY is
+    /// out, the accept loop to evict it.
     pub(super) fn request_close(&self) {
         self.close.notify_one();
     }

@@ -154,7 +154,15 @@ impl<IO> Tap<IO> {
 /// Watches what the client sent: PINGs for the policy, HEADERS for the last
 /// stream id a GOAWAY must name.
 fn observe_inbound(reader: &mut FrameReader, conn: &ConnState, bytes: &[u8]) {
-    reader.feed(bytes, |header| match header.kind {
+    reader.feed(bytes, |header| {
+        conn.handshake_seen();
+        observe_frame(conn, header)
+    });
+}
+
+/// One client frame header: PINGs judged, HEADERS' stream ids kept.
+fn observe_frame(conn: &ConnState, header: &FrameHeader) {
+    match header.kind {
         // The verdict is kept in the shared state; the GOAWAY follows h2's ACK.
         kind::PING if !header.has(flag::ACK) => drop(conn.client_ping()),
         kind::HEADERS => {
@@ -162,7 +170,7 @@ fn observe_inbound(reader: &mut FrameReader, conn: &ConnState, bytes: &[u8]) {
             tap.last_stream_id = tap.last_stream_id.max(header.stream_id);
         }
         _ => {}
-    });
+    }
 }
 
 impl<IO: AsyncWrite + Unpin> Tap<IO> {

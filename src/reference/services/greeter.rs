@@ -9,6 +9,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// Responses of ServerStream without `x-conform-response-count`.
 const DEFAULT_SERVER_STREAM_COUNT: u32 = 3;
+/// Largest reply ClientStream builds (its requests' data joined by commas):
+/// past it the call ends with RESOURCE_EXHAUSTED, so one client cannot make
+/// the server hold more than this for it (and the reply stays under the 4 MiB
+/// clients accept by default).
+pub const MAX_CLIENT_STREAM_REPLY: usize = 1024 * 1024;
 
 /// The Greeter handlers; stateless.
 #[derive(Debug, Default, Clone)]
@@ -51,13 +56,24 @@ impl Greeter for GreeterService {
         let (pacer, ctx) = start(&request)?;
         pacer.fail_at_start().await?;
         let mut input = request.into_inner();
-        let mut received = Vec::new();
+        let mut data = String::new();
+        let mut count = 0u64;
         script::read_requests(&mut input, &ctx, &pacer, |m: StreamRequestData| {
-            received.push(m.data);
+            count += 1;
+            let comma = usize::from(count > 1);
+            if data.len() + comma + m.data.len() > MAX_CLIENT_STREAM_REPLY {
+                return Err(Status::resource_exhausted(format!(
+                    "ClientStream: the reply would exceed {MAX_CLIENT_STREAM_REPLY} bytes \
+                     at request {count}"
+                )));
+            }
+            if comma == 1 {
+                data.push(',');
+            }
+            data.push_str(&m.data);
             Ok(())
         })
         .await?;
-        let data = received.join(",");
         script::reply(&pacer, StreamResponseData { data }).await
     }
 

@@ -4,7 +4,8 @@
 //! - [`control`]: the `x-conform-*` headers that script a handler.
 //! - [`script`]: pacing, scripted failure and request reading, shared by
 //!   every handler.
-//! - [`greeter`], [`chat`], [`sensor`], [`observer`]: one service each.
+//! - [`greeter`], [`chat`], [`sensor`], [`observer`]: one service each;
+//!   [`sensor_store`] is the bounded store behind Record and Latest.
 
 pub mod chat;
 pub mod control;
@@ -12,6 +13,7 @@ pub mod greeter;
 pub mod observer;
 pub mod script;
 pub mod sensor;
+pub mod sensor_store;
 
 use super::{CallCtx, CallRegistry, ReferenceConfig};
 use crate::proto::{

@@ -3,6 +3,7 @@
 //! by every connection of one server and lives as long as its routes.
 
 use super::script::{self, ResponseStream};
+use super::sensor_store::LatestStore;
 use super::{start, start_single};
 use crate::proto::contract::{
     sensor_service_server::SensorService, DeviceQuery, RecordSummary, SensorData, WatchRequest,
@@ -22,11 +23,15 @@ const WATCH_FIRST_TEMPERATURE: f32 = 20.0;
 /// Temperature step between Watch's readings.
 const WATCH_TEMPERATURE_STEP: f32 = 0.25;
 
+/// Bytes of distinct device ids one Record call may name; past it the call
+/// ends with RESOURCE_EXHAUSTED (its reply lists each id once).
+pub const MAX_RECORD_DEVICE_BYTES: usize = 1024 * 1024;
+
 /// The SensorService handlers and their store.
 #[derive(Debug, Default, Clone)]
 pub struct SensorServiceImpl {
     /// Per device, the last reading of the last Record call that ended OK.
-    latest: Arc<Mutex<HashMap<String, SensorData>>>,
+    latest: Arc<Mutex<LatestStore>>,
 }
 
 /// The summary of one Record call, built as readings arrive.
@@ -38,8 +43,10 @@ struct Summary {
     /// its precision for the mean.
     sum: f64,
     /// Per device, its last reading in this call, stored only if the call
-    /// ends OK.
+    /// ends OK; also the set of ids already in `reply.device_ids`.
     last: HashMap<String, SensorData>,
+    /// Bytes of the ids in `reply.device_ids`.
+    id_bytes: usize,
 }
 
 impl Summary {
@@ -65,9 +72,19 @@ impl Summary {
         r.count += 1;
         r.last_timestamp = reading.timestamp;
         self.sum += f64::from(reading.temperature);
-        if !r.device_ids.contains(&reading.device_id) {
-            r.device_ids.push(reading.device_id.clone());
+        if let Some(last) = self.last.get_mut(&reading.device_id) {
+            *last = reading;
+            return Ok(());
         }
+        self.id_bytes += reading.device_id.len();
+        if self.id_bytes > MAX_RECORD_DEVICE_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "Record: the distinct device ids exceed {MAX_RECORD_DEVICE_BYTES} bytes \
+                 at reading {}",
+                r.count
+            )));
+        }
+        r.device_ids.push(reading.device_id.clone());
         self.last.insert(reading.device_id.clone(), reading);
         Ok(())
     }
@@ -90,7 +107,7 @@ fn require_device(device_id: &str, method: &str) -> Result<(), Status> {
 }
 
 impl SensorServiceImpl {
-    fn store(&self) -> std::sync::MutexGuard<'_, HashMap<String, SensorData>> {
+    fn store(&self) -> std::sync::MutexGuard<'_, LatestStore> {
         // A poisoned lock only means a panic mid-insert of a whole reading;
         // the map itself is still consistent.
         self.latest.lock().unwrap_or_else(|e| e.into_inner())
@@ -110,7 +127,11 @@ impl SensorService for SensorServiceImpl {
         script::read_requests(&mut input, &ctx, &pacer, |reading| summary.add(reading)).await?;
         let (reply, last) = summary.finish();
         let response = script::reply(&pacer, reply).await?;
-        self.store().extend(last);
+        let mut store = self.store();
+        for reading in last.into_values() {
+            store.insert(reading);
+        }
+        drop(store);
         Ok(response)
     }
 
@@ -141,7 +162,7 @@ impl SensorService for SensorServiceImpl {
         let device_id = &request.get_ref().device_id;
         require_device(device_id, "Latest")?;
         pacer.fail_at_start().await?;
-        let reading = self.store().get(device_id).cloned();
+        let reading = self.store().get(device_id);
         match reading {
             Some(reading) => script::reply(&pacer, reading).await,
             None => Err(Status::not_found(format!(

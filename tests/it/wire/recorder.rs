@@ -88,13 +88,25 @@ async fn bytes_in_equal_bytes_out_with_large_and_many_messages() {
             .iter()
             .filter(|f| f.dir == dir)
             .map(|f| match &f.body {
-                Body::Data { payload, .. } => payload.len(),
+                // Past the log's DATA budget a frame keeps only its length.
+                Body::Data {
+                    payload, not_kept, ..
+                } => payload.len() + not_kept,
                 other => panic!("only DATA was sent, logged {other:?}"),
             })
             .sum()
     };
     assert_eq!(total(Dir::Out), 1000 * (5 + 37));
     assert_eq!(total(Dir::In), 4 * (5 + 1024 * 1024));
+    let sent = 1000 * (5 + 37) + 4 * (5 + 1024 * 1024);
+    let not_kept = log.not_kept().data_bytes as usize;
+    let budget = grpc_conform::wire::bounds::MAX_KEPT_DATA_BYTES;
+    // Whole frames at a time, up to the budget: at most one frame short of it.
+    let kept = sent - not_kept;
+    assert!(
+        kept <= budget && kept + 16_384 > budget,
+        "kept {kept} of {sent} bytes under a budget of {budget}"
+    );
 }
 
 #[tokio::test]
