@@ -158,6 +158,47 @@ pub fn parse_known_flaky(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// A rough guess of how long a fixture waits, in milliseconds before
+/// `--time-scale`: its pauses, the pauses its control headers ask of the
+/// server, its deadlines and its raw waits. Runs start the longest first so
+/// that a long fixture does not start last and hold the run's end.
+pub fn expected_wait_ms(fixture: &Fixture) -> u64 {
+    let header = |call: &crate::model::Call, name: &str| -> u64 {
+        call.metadata
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut total: u64 = 0;
+    for call in &fixture.calls {
+        let pauses: u64 = call
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Pause(p) => p.ms,
+                _ => 0,
+            })
+            .sum();
+        let responses = header(call, contract::RESPONSE_COUNT).clamp(1, 1_000);
+        total = total
+            .saturating_add(pauses)
+            .saturating_add(header(call, contract::DELAY_MS))
+            .saturating_add(header(call, contract::RESPONSE_INTERVAL_MS).saturating_mul(responses))
+            .saturating_add(call.deadline_ms.unwrap_or(0).min(10_000));
+    }
+    for step in &fixture.raw {
+        let wait = match step {
+            RawStep::Pause(p) => p.ms,
+            RawStep::PingFlood(f) => f.interval_ms.saturating_mul(u64::from(f.max)),
+            RawStep::AwaitGoaway(a) => a.within_ms,
+            RawStep::Await(a) => a.linger_ms,
+            _ => 0,
+        };
+        total = total.saturating_add(wait);
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,7 +204,9 @@ pub async fn run(
     });
     let shared = Arc::new(config);
     let jobs = shared.jobs.max(1);
-    let fixtures = shared.fixtures.clone();
+    let mut fixtures = shared.fixtures.clone();
+    // Longest first: reports are sorted by name, so only the run's end moves.
+    fixtures.sort_by_key(|f| std::cmp::Reverse(plan::expected_wait_ms(&f.fixture)));
     let mut stream = futures::stream::iter(fixtures.into_iter().map(|f| {
         let shared = shared.clone();
         async move { run_one(&shared, &f).await }
