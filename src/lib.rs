@@ -6,6 +6,7 @@
 //! server of the contract is [`reference`].
 
 pub mod cli;
+pub mod coverage;
 pub mod descriptors;
 pub mod drive;
 pub mod fixture;

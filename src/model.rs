@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 pub struct Fixture {
     /// One sentence: what behaviour the conversation checks. Shown in reports.
     pub description: String,
-    /// The spec rule cited, as `DOCUMENT: rule` (e.g. `PROTOCOL-HTTP2.md: ...`).
+    /// The rules checked: ids of `docs/rules.toml` separated by `;`
+    /// (e.g. `http2/client-cancel; status/cancelled`).
     pub rule: String,
     /// How binding the rule is; a SHOULD failure is still a failure, the level
     /// only tells the reader how much to worry.
