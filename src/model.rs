@@ -157,6 +157,10 @@ pub struct SendStep {
     /// under a `grpc-encoding`; `true`: flag 1).
     #[serde(default)]
     pub compressed: Option<bool>,
+    /// Pad the message's one string field with `x` so the encoded message
+    /// (before compression) is exactly this many bytes (message size limits).
+    #[serde(default)]
+    pub size: Option<usize>,
 }
 
 /// Arguments of [`Step::SendMany`].
