@@ -41,50 +41,45 @@ pub fn canonical(desc: &MessageDescriptor, json: &Value) -> Result<Value, String
 
 /// `json` with its one top-level string field padded at its end with `x`, so
 /// the encoded message (type `desc`) is exactly `size` bytes. Fails when the
-/// message has no string field or several, or when `size` is smaller than the
-/// message already is.
+/// message has no string field or several, or when no padding gives `size`
+/// (smaller than the message, or a length prefix growing past it).
 pub fn sized(desc: &MessageDescriptor, json: &Value, size: usize) -> Result<Value, String> {
-    let strings: Vec<&String> = json
+    let strings: Vec<(&String, &str)> = json
         .as_object()
         .map(|o| {
             o.iter()
-                .filter(|(_, v)| v.is_string())
-                .map(|(k, _)| k)
+                .filter_map(|(k, v)| Some((k, v.as_str()?)))
                 .collect()
         })
         .unwrap_or_default();
-    let [field] = strings[..] else {
+    let [(name, text)] = strings[..] else {
         return Err(format!(
             "`size` pads the message's one string field, but it has {}",
             strings.len()
         ));
     };
-    let mut padded = json.clone();
-    // The length prefix of the field grows with the text, so converge: at
-    // most a few rounds, one per varint byte the length gains.
-    for _ in 0..8 {
-        let len = encode_json(desc, &padded)?.len();
-        let Some(Value::String(text)) = padded.get_mut(field) else {
-            unreachable!("the field was a string")
-        };
-        match size.cmp(&len) {
-            std::cmp::Ordering::Equal => return Ok(padded),
-            std::cmp::Ordering::Greater => text.extend(std::iter::repeat_n('x', size - len)),
-            std::cmp::Ordering::Less => {
-                let excess = len - size;
-                let base = json[field].as_str().map_or(0, str::len);
-                if text.len() < base + excess {
-                    return Err(format!(
-                        "the message is {len} bytes, more than `size` {size}"
-                    ));
-                }
-                text.truncate(text.len() - excess);
-            }
+    let field = desc
+        .get_field_by_json_name(name)
+        .or_else(|| desc.get_field_by_name(name))
+        .ok_or_else(|| format!("no field `{name}`"))?;
+    // Computed, not searched: encoding a 4 MiB message several times is slow.
+    let varint_len = |n: usize| prost::encoding::encoded_len_varint(n as u64);
+    let tag_len = varint_len((field.number() as usize) << 3);
+    let field_len = |n: usize| {
+        if n == 0 {
+            0
+        } else {
+            tag_len + varint_len(n) + n
         }
-    }
-    Err(format!(
-        "no padding of `{field}` makes the message exactly {size} bytes"
-    ))
+    };
+    let rest = encode_json(desc, json)?.len() - field_len(text.len());
+    let padded_len = (1..=10)
+        .filter_map(|prefix| size.checked_sub(rest + tag_len + prefix))
+        .find(|&n| n >= text.len() && n > 0 && rest + field_len(n) == size)
+        .ok_or_else(|| format!("no padding of `{name}` makes the message exactly {size} bytes"))?;
+    let mut padded = json.clone();
+    padded[name.as_str()] = Value::String(format!("{text}{}", "x".repeat(padded_len - text.len())));
+    Ok(padded)
 }
 
 /// Strings longer than this are shortened in transcripts (the order checks of
@@ -178,6 +173,10 @@ mod tests {
             assert_eq!(encode_json(&desc, &json).unwrap().len(), size);
         }
         assert!(sized(&desc, &json!({"data": "abc"}), 2).is_err());
+        let record = pool.method("/SensorService/Record").unwrap().input();
+        let reading = json!({"device_id": "d", "timestamp": 5});
+        let padded = sized(&record, &reading, 1000).unwrap();
+        assert_eq!(encode_json(&record, &padded).unwrap().len(), 1000);
         // 129 bytes is a 127-byte text; 128 bytes of text need a 2-byte length.
         assert!(sized(&desc, &json!({"data": "a"}), 130).is_err());
         let two = pool.method("/ChatService/ChatStream").unwrap().input();
