@@ -69,6 +69,11 @@ pub struct ServeArgs {
     /// identity which is always accepted (comma-separated: gzip,deflate,zstd).
     #[arg(long, value_delimiter = ',', default_value = "gzip,deflate,zstd", value_parser = parse_encoding)]
     pub encodings: Vec<Encoding>,
+
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised; streams beyond it are
+    /// refused with REFUSED_STREAM (200 when absent).
+    #[arg(long)]
+    pub max_concurrent_streams: Option<u32>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -102,6 +107,7 @@ impl ServeArgs {
             max_connection_age_grace: self.max_connection_age_grace,
             max_message_size: self.max_message_size,
             encodings: self.encodings.clone(),
+            max_concurrent_streams: self.max_concurrent_streams,
         }
     }
 }

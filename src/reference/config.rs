@@ -102,6 +102,8 @@ pub struct ReferenceConfig {
     pub max_message_size: usize,
     /// Encodings accepted on requests and offered for responses, besides identity.
     pub encodings: Vec<Encoding>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; hyper's default (200) when `None`.
+    pub max_concurrent_streams: Option<u32>,
 }
 
 impl Default for ReferenceConfig {
@@ -115,6 +117,7 @@ impl Default for ReferenceConfig {
             max_connection_age_grace: None,
             max_message_size: 4 * 1024 * 1024,
             encodings: Encoding::ALL.to_vec(),
+            max_concurrent_streams: None,
         }
     }
 }
