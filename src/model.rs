@@ -633,6 +633,12 @@ pub struct OpenFramedStep {
     /// Split the header block: HEADERS then CONTINUATIONs of this many bytes.
     #[serde(default)]
     pub continuation_bytes: Option<usize>,
+    /// `:method` instead of POST (a request gRPC does not define).
+    #[serde(default)]
+    pub http_method: Option<String>,
+    /// Leave out `te: trailers` (which gRPC uses to detect incompatible proxies).
+    #[serde(default)]
+    pub without_te: bool,
 }
 
 /// Stream dependency and weight (RFC 9113 5.3, 6.3).

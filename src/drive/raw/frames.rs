@@ -76,7 +76,18 @@ impl Script<'_> {
     ) -> Result<(), Stop> {
         let desc = self.method(&o.method)?;
         let mut shown = Vec::new();
-        let fields = self.request_fields(&plain_open(o.stream, &o.method, &o.metadata), &mut shown);
+        let mut fields =
+            self.request_fields(&plain_open(o.stream, &o.method, &o.metadata), &mut shown);
+        if let Some(m) = &o.http_method {
+            if let Some(field) = fields.iter_mut().find(|(name, _)| name == ":method") {
+                field.1 = m.clone();
+            }
+            shown.insert(0, format!(":method={m}"));
+        }
+        if o.without_te {
+            fields.retain(|(name, _)| name != "te");
+            shown.insert(0, "without te".to_string());
+        }
         let block = self
             .conn
             .encoder

@@ -129,6 +129,17 @@ where
                 .cloned()
                 .collect(),
         };
+        if parts.method != http::Method::POST {
+            // PROTOCOL-HTTP2.md: Method is POST. 405 keeps a non-gRPC client
+            // from reading the error as a success (as the 415 below does).
+            let status = Status::internal(format!(
+                "invalid gRPC request method {:?}",
+                parts.method.as_str()
+            ));
+            let mut response = trailers_only(status, &echo);
+            *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+            return CallFuture::answered(response, Code::Internal, ctx, echo);
+        }
         if let Some(content_type) = non_grpc_content_type(&parts.headers) {
             // PROTOCOL-HTTP2.md: a server SHOULD answer 415, so that a non-gRPC
             // client does not read the error as a success; grpc-status as grpc-go.
