@@ -639,6 +639,11 @@ pub struct OpenFramedStep {
     /// Leave out `te: trailers` (which gRPC uses to detect incompatible proxies).
     #[serde(default)]
     pub without_te: bool,
+    /// A message (proto JSON) sent with END_STREAM in the same write as the
+    /// HEADERS: a server that closes the connection on the headers then
+    /// cannot race a second write.
+    #[serde(default)]
+    pub message: Option<serde_json::Value>,
 }
 
 /// Stream dependency and weight (RFC 9113 5.3, 6.3).

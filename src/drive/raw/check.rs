@@ -114,6 +114,12 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
                     return Err((at(".server_settings"), format!("no setting named {n}")));
                 }
             }
+            RawStep::OpenFramed(o) => {
+                if let Some(json) = &o.message {
+                    message::from_json(&opened(o.stream)?.input(), json)
+                        .map_err(|e| (at(".open_framed.message"), e))?;
+                }
+            }
             RawStep::PaddedMessage(m) => {
                 message::from_json(&opened(m.stream)?.input(), &m.message)
                     .map_err(|e| (at(".padded_message.message"), e))?;
@@ -142,7 +148,6 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
                 }
             }
             RawStep::Open(_)
-            | RawStep::OpenFramed(_)
             | RawStep::OpenMany(_)
             | RawStep::WindowUpdate(_)
             | RawStep::ResetMany(_)

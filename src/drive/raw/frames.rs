@@ -121,8 +121,17 @@ impl Script<'_> {
             }
             out.extend(frame(kind::HEADERS, flags, o.stream, &payload));
         }
-        self.conn.writer.write(&out).await?;
         self.methods.insert(o.stream, desc);
+        if let Some(json) = &o.message {
+            let body = self.encode(o.stream, json)?;
+            out.extend(frame(
+                kind::DATA,
+                flag::END_STREAM,
+                o.stream,
+                &framed(&body),
+            ));
+        }
+        self.conn.writer.write(&out).await?;
         let mut what = format!("s{} HEADERS {}", o.stream, o.method);
         shown.iter().for_each(|s| what.push_str(&format!(" {s}")));
         if let Some(n) = o.padding {
@@ -136,6 +145,12 @@ impl Script<'_> {
         }
         if o.end_stream {
             what.push_str(" END_STREAM");
+        }
+        if let Some(json) = &o.message {
+            what.push_str(&format!(
+                ", with message {} END_STREAM in the same write",
+                message::one_line(json)
+            ));
         }
         ev.push(Event::WireSent { what });
         Ok(())
