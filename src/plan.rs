@@ -95,6 +95,8 @@ pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
         match step {
             RawStep::Open(open) if open.path.is_none() => method(&open.method),
             RawStep::ResetMany(many) => method(&many.method),
+            RawStep::OpenFramed(open) => method(&open.method),
+            RawStep::OpenMany(many) => method(&many.method),
             RawStep::Open(_)
             | RawStep::Message(_)
             | RawStep::Messages(_)
@@ -105,7 +107,13 @@ pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
             | RawStep::Pause(_)
             | RawStep::Await(_)
             | RawStep::AwaitGoaway(_)
-            | RawStep::ServerSettings(_) => {}
+            | RawStep::ServerSettings(_)
+            | RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_) => {}
         }
     }
     let mut metadata: Vec<&str> = Vec::new();
@@ -118,9 +126,34 @@ pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
         }
     }
     for step in &fixture.raw {
-        if let RawStep::Open(open) = step {
-            metadata.extend(open.metadata.iter().map(|(k, _)| k.as_str()));
-            encodings.extend(open.encoding.as_deref());
+        match step {
+            RawStep::Open(open) => {
+                metadata.extend(open.metadata.iter().map(|(k, _)| k.as_str()));
+                encodings.extend(open.encoding.as_deref());
+            }
+            RawStep::OpenFramed(open) => {
+                metadata.extend(open.metadata.iter().map(|(k, _)| k.as_str()));
+            }
+            RawStep::OpenMany(many) => {
+                metadata.extend(many.metadata.iter().map(|(k, _)| k.as_str()));
+            }
+            RawStep::Message(_)
+            | RawStep::Messages(_)
+            | RawStep::EndStream(_)
+            | RawStep::Reset(_)
+            | RawStep::ResetMany(_)
+            | RawStep::Ping(_)
+            | RawStep::PingFlood(_)
+            | RawStep::Pause(_)
+            | RawStep::Await(_)
+            | RawStep::AwaitGoaway(_)
+            | RawStep::ServerSettings(_)
+            | RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_) => {}
         }
     }
     for name in metadata {

@@ -5,6 +5,7 @@
 //! Exit codes: 0 all fixtures passed, 1 a fixture failed (or a known-failing
 //! entry is stale), 2 usage or fixture error, 3 target unreachable.
 
+pub mod coverage;
 pub mod run;
 pub mod serve;
 pub mod snapshots;
@@ -35,6 +36,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Review, accept or reject a target's snapshots; regenerate the golden ones.
     Snapshots(snapshots::SnapshotsArgs),
+    /// Map the rule list onto the fixtures' `rule` fields: print or write
+    /// docs/coverage.md, or check that it is current.
+    Coverage(coverage::CoverageArgs),
 }
 
 /// Runs what the command line asks: the exit code of a job that ran to its
@@ -46,6 +50,7 @@ pub async fn execute(cli: Cli) -> Result<u8, run::CliError> {
             .map(|()| 0)
             .map_err(|e| run::CliError::Other(format!("serve: {e}"))),
         Some(Command::Snapshots(args)) => snapshots::execute(args).await,
+        Some(Command::Coverage(args)) => coverage::execute(&args),
         None => run::execute(cli.run).await,
     }
 }

@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// the streaming tutorials alone.
     #[arg(long)]
     pub no_control_headers: bool,
+
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised; streams beyond it are
+    /// refused with REFUSED_STREAM (200 when absent).
+    #[arg(long)]
+    pub max_concurrent_streams: Option<u32>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -115,6 +120,7 @@ impl ServeArgs {
             encodings: self.encodings.clone(),
             observer: !self.no_observer,
             control_headers: !self.no_control_headers,
+            max_concurrent_streams: self.max_concurrent_streams,
         }
     }
 }

@@ -109,6 +109,8 @@ pub struct ReferenceConfig {
     /// dropped before any handler sees them, as on a server written from the
     /// streaming tutorials alone.
     pub control_headers: bool,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; hyper's default (200) when `None`.
+    pub max_concurrent_streams: Option<u32>,
 }
 
 impl Default for ReferenceConfig {
@@ -124,6 +126,7 @@ impl Default for ReferenceConfig {
             encodings: Encoding::ALL.to_vec(),
             observer: true,
             control_headers: true,
+            max_concurrent_streams: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod capabilities;
 mod cli;
+mod coverage;
 mod faulty;
 mod runner;
 mod services;

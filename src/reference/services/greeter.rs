@@ -1,5 +1,6 @@
 //! `Greeter`: one method per RPC mode (CONTRACT.md section 2).
 
+use super::control::pad_to;
 use super::script::{self, ResponseStream};
 use super::{start, start_single};
 use crate::proto::contract::{
@@ -22,7 +23,9 @@ impl Greeter for GreeterService {
     ) -> Result<Response<HelloReply>, Status> {
         let pacer = start_single(&request)?;
         pacer.fail_at_start().await?;
-        let message = format!("Hello {}", request.get_ref().name);
+        let message = pacer
+            .control()
+            .pad(format!("Hello {}", request.get_ref().name));
         script::reply(&pacer, HelloReply { message }).await
     }
 
@@ -38,8 +41,9 @@ impl Greeter for GreeterService {
             .response_count
             .unwrap_or(DEFAULT_SERVER_STREAM_COUNT);
         let data = request.into_inner().data;
+        let size = pacer.control().response_size;
         let responses = script::server_stream(pacer, count, move |i| StreamResponseData {
-            data: format!("{data}-{}", i + 1),
+            data: pad_to(size, format!("{data}-{}", i + 1)),
         });
         Ok(Response::new(responses))
     }
@@ -57,7 +61,7 @@ impl Greeter for GreeterService {
             Ok(())
         })
         .await?;
-        let data = received.join(",");
+        let data = pacer.control().pad(received.join(","));
         script::reply(&pacer, StreamResponseData { data }).await
     }
 
@@ -68,9 +72,10 @@ impl Greeter for GreeterService {
         request: Request<Streaming<StreamRequestData>>,
     ) -> Result<Response<Self::AllStreamStream>, Status> {
         let (pacer, ctx) = start(&request)?;
-        let responses = script::duplex(pacer, request.into_inner(), ctx, |m: StreamRequestData| {
+        let size = pacer.control().response_size;
+        let responses = script::duplex(pacer, request.into_inner(), ctx, move |m| {
             StreamResponseData {
-                data: format!("echo: {}", m.data),
+                data: pad_to(size, format!("echo: {}", m.data)),
             }
         });
         Ok(Response::new(responses))
