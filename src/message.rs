@@ -79,17 +79,6 @@ fn is_default(v: &Value) -> bool {
     }
 }
 
-/// Replaces the top-level `fields` present in `json` with `"<volatile>"`.
-pub fn redact(json: &mut Value, fields: &[String]) {
-    if let Value::Object(map) = json {
-        for field in fields {
-            if let Some(v) = map.get_mut(field) {
-                *v = Value::String("<volatile>".into());
-            }
-        }
-    }
-}
-
 /// Compact one-line JSON (serde_json keeps the order prost-reflect wrote).
 pub fn one_line(json: &Value) -> String {
     serde_json::to_string(json).unwrap_or_else(|e| format!("<unprintable: {e}>"))
@@ -120,7 +109,7 @@ mod tests {
     #[test]
     fn redaction_only_touches_present_fields() {
         let mut v = json!({"user": "server", "timestamp": "17"});
-        redact(&mut v, &["timestamp".into(), "absent".into()]);
+        crate::normalise::volatile_fields(&mut v, &["timestamp".into(), "absent".into()]);
         assert_eq!(v, json!({"user": "server", "timestamp": "<volatile>"}));
     }
 }

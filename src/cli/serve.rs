@@ -69,6 +69,17 @@ pub struct ServeArgs {
     /// identity which is always accepted (comma-separated: gzip,deflate,zstd).
     #[arg(long, value_delimiter = ',', default_value = "gzip,deflate,zstd", value_parser = parse_encoding)]
     pub encodings: Vec<Encoding>,
+
+    /// Do not serve the Observer (GetCall answers UNIMPLEMENTED), to play a
+    /// server that does not implement it.
+    #[arg(long)]
+    pub no_observer: bool,
+
+    /// Ignore the contract's control headers (`x-conform-*` but the call id,
+    /// and the `x-grpc-test-echo-*` headers), to play a server written from
+    /// the streaming tutorials alone.
+    #[arg(long)]
+    pub no_control_headers: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -102,6 +113,8 @@ impl ServeArgs {
             max_connection_age_grace: self.max_connection_age_grace,
             max_message_size: self.max_message_size,
             encodings: self.encodings.clone(),
+            observer: !self.no_observer,
+            control_headers: !self.no_control_headers,
         }
     }
 }

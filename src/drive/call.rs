@@ -292,7 +292,7 @@ impl ActiveCall {
                     && pass(n)
             })
             .filter_map(|(n, v)| {
-                let value = crate::transcript::response_field(n.as_str(), v.as_bytes())?;
+                let value = crate::normalise::response_field(n.as_str(), v.as_bytes())?;
                 Some((n.as_str().to_string(), value))
             })
             .collect();

@@ -9,7 +9,7 @@ use super::{
 use crate::{
     message,
     model::{Event, Step},
-    reference::call::CALL_ID_HEADER,
+    contract::CALL_ID as CALL_ID_HEADER,
 };
 use http::{HeaderName, HeaderValue};
 use prost_reflect::MethodDescriptor;
@@ -90,12 +90,23 @@ impl CallRun<'_> {
                     tokio::time::sleep_until(until).await;
                     ev.push(Event::Paused { ms: p.ms });
                 }
+                Step::Observe if !self.options.observer => ev.push(Event::NotObservable {
+                    reason: "the target has no Observer".into(),
+                }),
                 Step::Observe => {
+                    let received = ev
+                        .iter()
+                        .rev()
+                        .take_while(|e| !matches!(e, Event::CallStart { .. }))
+                        .filter(|e| matches!(e, Event::Received { .. }))
+                        .count();
                     let ctx = observer::ObserveContext {
                         call_id: &self.call_id,
                         deadline_sent_ms: self.call.deadline_ms.map(|d| self.options.scale(d)),
                         sent_metadata: sent_metadata.clone(),
                         wait_ms: self.options.scale(OBSERVE_WAIT_MS) as u32,
+                        cancelled,
+                        received,
                     };
                     match observer::observe(connector, observer_conn, &ctx, self.deadline).await {
                         Ok(event) => ev.push(event),
@@ -218,7 +229,7 @@ impl CallRun<'_> {
     /// A response message as shown: canonical JSON, volatile fields redacted.
     fn render(&self, bytes: &[u8]) -> Result<serde_json::Value, String> {
         let mut json = message::decode_to_json(&self.method.output(), bytes)?;
-        message::redact(&mut json, &self.call.volatile_fields);
+        crate::normalise::volatile_fields(&mut json, &self.call.volatile_fields);
         Ok(json)
     }
 
@@ -357,7 +368,7 @@ fn check_fields(
     for (name, want) in expected {
         let got = map
             .and_then(|m| m.get(name.as_str()))
-            .and_then(|v| crate::transcript::response_field(name, v.as_bytes()));
+            .and_then(|v| crate::normalise::response_field(name, v.as_bytes()));
         let shown = got
             .as_deref()
             .map_or("<absent>".to_string(), |g| format!("{g:?}"));

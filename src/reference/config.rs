@@ -102,6 +102,13 @@ pub struct ReferenceConfig {
     pub max_message_size: usize,
     /// Encodings accepted on requests and offered for responses, besides identity.
     pub encodings: Vec<Encoding>,
+    /// Serve the Observer (`conform.v1.Observer`); off, GetCall is
+    /// UNIMPLEMENTED, as on a server that does not implement it.
+    pub observer: bool,
+    /// Honour the control headers of the contract (section 3); off, they are
+    /// dropped before any handler sees them, as on a server written from the
+    /// streaming tutorials alone.
+    pub control_headers: bool,
 }
 
 impl Default for ReferenceConfig {
@@ -115,6 +122,8 @@ impl Default for ReferenceConfig {
             max_connection_age_grace: None,
             max_message_size: 4 * 1024 * 1024,
             encodings: Encoding::ALL.to_vec(),
+            observer: true,
+            control_headers: true,
         }
     }
 }

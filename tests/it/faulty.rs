@@ -231,8 +231,11 @@ async fn failing_through(fault: Fault) -> BTreeSet<String> {
         store: Store::new(None, false),
         known_failing: Default::default(),
         jobs: 8,
+        known_flaky: Default::default(),
+        repeat: 1,
+        capabilities: grpc_conform::capabilities::Capabilities::everything(),
     };
-    let report = run::run(config, "faulty", |_, _, _| {}).await;
+    let report = run::run(config, "faulty", "h2c", |_| {}).await;
     eprintln!(
         "{fault:?}: {:?}",
         report

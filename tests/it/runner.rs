@@ -49,8 +49,11 @@ async fn every_fixture_matches_its_golden_snapshot() {
         store: Store::new(None, false),
         known_failing: Default::default(),
         jobs: 4,
+        known_flaky: Default::default(),
+        repeat: 1,
+        capabilities: grpc_conform::capabilities::Capabilities::everything(),
     };
-    let report = run::run(config, "reference", |_, _, _| {}).await;
+    let report = run::run(config, "reference", "h2c", |_| {}).await;
     let failures: Vec<String> = report
         .results
         .iter()
