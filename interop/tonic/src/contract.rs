@@ -72,10 +72,17 @@ impl CallState {
     }
 }
 
+/// The kept calls by id, and their ids oldest first.
+#[derive(Default)]
+struct KeptCalls {
+    by_id: HashMap<String, Arc<CallState>>,
+    order: VecDeque<String>,
+}
+
 /// Calls that carried x-conform-call-id, by id.
 #[derive(Default)]
 pub struct Registry {
-    calls: Mutex<(HashMap<String, Arc<CallState>>, VecDeque<String>)>,
+    calls: Mutex<KeptCalls>,
 }
 
 impl Registry {
@@ -104,7 +111,7 @@ impl Registry {
         });
         let id = state.record.lock().expect("record lock").call_id.clone();
         if !id.is_empty() {
-            let (by_id, order) = &mut *self.calls.lock().expect("registry lock");
+            let KeptCalls { by_id, order } = &mut *self.calls.lock().expect("registry lock");
             if by_id.insert(id.clone(), state.clone()).is_some() {
                 order.retain(|kept| kept != &id);
             }
@@ -125,7 +132,7 @@ impl Registry {
             .calls
             .lock()
             .expect("registry lock")
-            .0
+            .by_id
             .get(call_id)
             .cloned()?;
         let mut done = state.done.subscribe();
