@@ -144,7 +144,10 @@ impl Capabilities {
     /// The profile as short lines for a person: what is missing is named.
     pub fn summary(&self) -> Vec<String> {
         let missing = |map: &BTreeMap<String, bool>| -> Vec<String> {
-            map.iter().filter(|(_, v)| !**v).map(|(k, _)| k.clone()).collect()
+            map.iter()
+                .filter(|(_, v)| !**v)
+                .map(|(k, _)| k.clone())
+                .collect()
         };
         let list = |v: Vec<String>| {
             if v.is_empty() {
@@ -186,7 +189,9 @@ pub async fn probe(connector: &Connector, time_scale: f64) -> Result<Capabilitie
     let deadline = Instant::now() + PROBE_BUDGET.mul_f64(time_scale);
     let conn = timeout_at(deadline, connector.connect())
         .await
-        .map_err(|_| DriveError::Handshake("no HTTP/2 connection within the probe budget".into()))??;
+        .map_err(|_| {
+            DriveError::Handshake("no HTTP/2 connection within the probe budget".into())
+        })??;
     let conn = &conn;
     let methods = join_all(contract::METHODS[..8].iter().map(|m| async move {
         let answer = ask(conn, m, &[], method_probe_request(m), deadline).await;
@@ -242,7 +247,14 @@ fn hello() -> Vec<Vec<u8>> {
 /// A SayHello with a call id, then GetCall for it.
 async fn probe_observer(conn: &Conn, deadline: Instant) -> bool {
     let id = drive::next_call_id();
-    let call = ask(conn, "/Greeter/SayHello", &[(contract::CALL_ID, &id)], hello(), deadline).await;
+    let call = ask(
+        conn,
+        "/Greeter/SayHello",
+        &[(contract::CALL_ID, &id)],
+        hello(),
+        deadline,
+    )
+    .await;
     if call.status_code().is_none() {
         return false;
     }
@@ -250,7 +262,14 @@ async fn probe_observer(conn: &Conn, deadline: Instant) -> bool {
         call_id: id,
         wait_ms: 1_000,
     };
-    let answer = ask(conn, contract::GET_CALL, &[], vec![query.encode_to_vec()], deadline).await;
+    let answer = ask(
+        conn,
+        contract::GET_CALL,
+        &[],
+        vec![query.encode_to_vec()],
+        deadline,
+    )
+    .await;
     answer.status_code() == Some(0)
         && answer
             .messages
@@ -275,29 +294,49 @@ async fn control_probes(conn: &Conn, deadline: Instant) -> BTreeMap<String, Supp
             ],
             hello()
         ),
-        p("/Greeter/ServerStream", vec![(contract::RESPONSE_COUNT, "1")], stream_req()),
         p(
             "/Greeter/ServerStream",
-            vec![(contract::RESPONSE_COUNT, "2"), (contract::RESPONSE_INTERVAL_MS, "300")],
+            vec![(contract::RESPONSE_COUNT, "1")],
             stream_req()
         ),
-        p("/Greeter/SayHello", vec![(contract::DELAY_MS, "300")], hello()),
+        p(
+            "/Greeter/ServerStream",
+            vec![
+                (contract::RESPONSE_COUNT, "2"),
+                (contract::RESPONSE_INTERVAL_MS, "300")
+            ],
+            stream_req()
+        ),
+        p(
+            "/Greeter/SayHello",
+            vec![(contract::DELAY_MS, "300")],
+            hello()
+        ),
         p(
             "/Greeter/ClientStream",
             vec![(contract::CLOSE_AFTER_REQUESTS, "1")],
             ["a", "b"]
                 .iter()
-                .map(|d| StreamRequestData { data: d.to_string() }.encode_to_vec())
+                .map(|d| StreamRequestData {
+                    data: d.to_string()
+                }
+                .encode_to_vec())
                 .collect()
         ),
         p(
             "/Greeter/SayHello",
-            vec![(contract::RESPONSE_ENCODING, "gzip"), ("grpc-accept-encoding", "gzip")],
+            vec![
+                (contract::RESPONSE_ENCODING, "gzip"),
+                ("grpc-accept-encoding", "gzip")
+            ],
             hello()
         ),
         p(
             "/Greeter/SayHello",
-            vec![(contract::ECHO_INITIAL, "probe"), (contract::ECHO_TRAILING, "cHJvYmU")],
+            vec![
+                (contract::ECHO_INITIAL, "probe"),
+                (contract::ECHO_TRAILING, "cHJvYmU")
+            ],
             hello()
         ),
     );
@@ -316,24 +355,51 @@ async fn control_probes(conn: &Conn, deadline: Instant) -> BTreeMap<String, Supp
     let header = |a: &Answer, n: &str| a.headers.get(n).cloned();
     let trailer = |a: &Answer, n: &str| a.trailers.get(n).cloned();
     let entries = [
-        (contract::FAIL_AFTER, judge(fail_code != Some(0) && fail_code.is_some(), fail_code == Some(0))),
-        (contract::FAIL_CODE, judge(fail_code == Some(9), fail_code == Some(0) || fail_code == Some(2))),
+        (
+            contract::FAIL_AFTER,
+            judge(
+                fail_code != Some(0) && fail_code.is_some(),
+                fail_code == Some(0),
+            ),
+        ),
+        (
+            contract::FAIL_CODE,
+            judge(
+                fail_code == Some(9),
+                fail_code == Some(0) || fail_code == Some(2),
+            ),
+        ),
         (
             contract::FAIL_MESSAGE,
-            judge(fail.message == "probe", fail.message.is_empty() || fail_code == Some(0)),
+            judge(
+                fail.message == "probe",
+                fail.message.is_empty() || fail_code == Some(0),
+            ),
         ),
-        (contract::RESPONSE_COUNT, judge(streamed(&count) == 1, streamed(&count) == 3)),
+        (
+            contract::RESPONSE_COUNT,
+            judge(streamed(&count) == 1, streamed(&count) == 3),
+        ),
         (
             contract::RESPONSE_INTERVAL_MS,
-            judge(interval.elapsed >= Duration::from_millis(250), interval.elapsed < Duration::from_millis(250)),
+            judge(
+                interval.elapsed >= Duration::from_millis(250),
+                interval.elapsed < Duration::from_millis(250),
+            ),
         ),
         (
             contract::DELAY_MS,
-            judge(delay.elapsed >= Duration::from_millis(250), delay.elapsed < Duration::from_millis(250)),
+            judge(
+                delay.elapsed >= Duration::from_millis(250),
+                delay.elapsed < Duration::from_millis(250),
+            ),
         ),
         (
             contract::CLOSE_AFTER_REQUESTS,
-            judge(reply_data.as_deref() == Some("a"), reply_data.as_deref() == Some("a,b")),
+            judge(
+                reply_data.as_deref() == Some("a"),
+                reply_data.as_deref() == Some("a,b"),
+            ),
         ),
         (
             contract::RESPONSE_ENCODING,
@@ -344,7 +410,10 @@ async fn control_probes(conn: &Conn, deadline: Instant) -> BTreeMap<String, Supp
         ),
         (
             contract::ECHO_INITIAL,
-            judge(header(&echo, contract::ECHO_INITIAL).as_deref() == Some("probe"), header(&echo, contract::ECHO_INITIAL).is_none()),
+            judge(
+                header(&echo, contract::ECHO_INITIAL).as_deref() == Some("probe"),
+                header(&echo, contract::ECHO_INITIAL).is_none(),
+            ),
         ),
         (
             contract::ECHO_TRAILING,
@@ -416,7 +485,8 @@ async fn ask_encoded(
         })
         .collect();
     let mut answer = Answer::default();
-    let Ok(mut call) = drive::open_call(conn, path, &extra, Default::default(), true, deadline).await
+    let Ok(mut call) =
+        drive::open_call(conn, path, &extra, Default::default(), true, deadline).await
     else {
         return answer;
     };
@@ -440,12 +510,20 @@ async fn ask_encoded(
     let text = |map: &Option<http::HeaderMap>| -> BTreeMap<String, String> {
         map.iter()
             .flat_map(|m| m.iter())
-            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect()
     };
     answer.headers = text(&call.headers);
     answer.trailers = text(&call.trailers);
-    answer.code = answer.trailers.get("grpc-status").and_then(|s| s.parse().ok());
+    answer.code = answer
+        .trailers
+        .get("grpc-status")
+        .and_then(|s| s.parse().ok());
     answer.message = call.status.map(|(_, m)| m).unwrap_or_default();
     answer.messages = messages;
     answer.elapsed = started.elapsed();

@@ -93,7 +93,10 @@ pub fn compare(expected: Option<&str>, actual: &str) -> Comparison {
 /// The one unified diff of the project: `old` → `new`, three lines of context.
 pub fn diff(old: &str, new: &str, old_label: &str, new_label: &str) -> String {
     // Both end in a newline so the diff has no "no newline" noise.
-    let (old, new) = (format!("{}\n", old.trim_end()), format!("{}\n", new.trim_end()));
+    let (old, new) = (
+        format!("{}\n", old.trim_end()),
+        format!("{}\n", new.trim_end()),
+    );
     similar::TextDiff::from_lines(old.as_str(), new.as_str())
         .unified_diff()
         .context_radius(3)

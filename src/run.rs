@@ -4,6 +4,7 @@
 //! decided by the snapshot alone; its checks (`✓`/`✗` lines) are part of the
 //! transcript, so an accepted divergence can include a failed check.
 
+pub use crate::judge::Verdict;
 use crate::{
     capabilities::Capabilities,
     descriptors::Descriptors,
@@ -16,7 +17,6 @@ use crate::{
     snapshot::{self, Origin, Store},
     transcript,
 };
-pub use crate::judge::Verdict;
 use futures::StreamExt;
 use serde::Serialize;
 use std::{

@@ -172,8 +172,7 @@ pub async fn prepare(options: SessionOptions) -> Result<Session, SessionError> {
     })
     .map_err(|e| SessionError::Usage(e.to_string()))?;
     let transport =
-        capabilities::check_transport(&connector, options.tls.is_some(), UNREACHABLE_AFTER)
-            .await?;
+        capabilities::check_transport(&connector, options.tls.is_some(), UNREACHABLE_AFTER).await?;
     if options.reflect {
         descriptors
             .add_reflected(&address, Duration::from_secs(10))
@@ -185,11 +184,9 @@ pub async fn prepare(options: SessionOptions) -> Result<Session, SessionError> {
         Some(_) => Capabilities::everything(),
         None => capabilities::probe(&connector, options.time_scale)
             .await
-            .map_err(|e| {
-                TransportError::NotHttp2 {
-                    target: address.clone(),
-                    what: format!("failed the capability probes: {e}"),
-                }
+            .map_err(|e| TransportError::NotHttp2 {
+                target: address.clone(),
+                what: format!("failed the capability probes: {e}"),
             })?,
     };
     for given in &options.assume {

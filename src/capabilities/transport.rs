@@ -57,9 +57,16 @@ pub async fn check_transport(
                 "did not complete the TLS and HTTP/2 handshakes within {within:?}"
             ))),
             Ok(Ok(_)) => Ok("HTTP/2 over TLS"),
-            Ok(Err(crate::drive::DriveError::Unreachable { reason, .. })) => Err(unreachable(reason)),
-            Ok(Err(e)) if e.to_string().contains("InvalidContentType") || e.to_string().contains("corrupt message") => {
-                Err(not_h2("answered without TLS: drop --tls (plain HTTP/2 with prior knowledge)"))
+            Ok(Err(crate::drive::DriveError::Unreachable { reason, .. })) => {
+                Err(unreachable(reason))
+            }
+            Ok(Err(e))
+                if e.to_string().contains("InvalidContentType")
+                    || e.to_string().contains("corrupt message") =>
+            {
+                Err(not_h2(
+                    "answered without TLS: drop --tls (plain HTTP/2 with prior knowledge)",
+                ))
             }
             Ok(Err(e)) => Err(not_h2(&format!("failed the handshake: {e}"))),
         };
@@ -92,10 +99,17 @@ fn classify(first: &[u8]) -> Result<&'static str, String> {
     match first {
         [] => Err("closed the connection without an HTTP/2 SETTINGS frame".into()),
         [0x15 | 0x16, 0x03, ..] => Err("answered with TLS: add --tls".into()),
-        [b'H', b'T', b'T', b'P', b'/', ..] => Err(format!(
-            "speaks HTTP/1.1, not HTTP/2 (it answered {:?})",
-            String::from_utf8_lossy(first)
-        )),
+        // An HTTP/1 server answers the preface's request line with a status
+        // line, or (some) with an error page straight away.
+        text if text
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) =>
+        {
+            Err(format!(
+                "speaks HTTP/1.x, not HTTP/2 with prior knowledge (it answered {:?}...)",
+                String::from_utf8_lossy(text)
+            ))
+        }
         [_, _, _, 0x04, ..] => Ok("HTTP/2 with prior knowledge (h2c)"),
         other => Err(format!(
             "did not answer with an HTTP/2 SETTINGS frame (first bytes {:02x?})",
@@ -114,7 +128,8 @@ mod tests {
         assert!(classify(&[0x15, 0x03, 0x03, 0, 2, 2, 50])
             .unwrap_err()
             .contains("add --tls"));
-        assert!(classify(b"HTTP/1.1 ").unwrap_err().contains("HTTP/1.1"));
+        assert!(classify(b"HTTP/1.1 ").unwrap_err().contains("HTTP/1.x"));
+        assert!(classify(b"<!DOCTYPE").unwrap_err().contains("HTTP/1.x"));
         assert!(classify(&[]).is_err());
     }
 }

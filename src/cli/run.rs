@@ -216,7 +216,10 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
                 done,
                 total,
             } if show_progress => {
-                eprintln!("{}", report::human::progress_line(result, done, total, true));
+                eprintln!(
+                    "{}",
+                    report::human::progress_line(result, done, total, true)
+                );
             }
             RunEvent::Started { .. } | RunEvent::FixtureFinished { .. } => {}
         },
@@ -244,7 +247,9 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
 /// Writes `text` to `--output` or standard output.
 fn emit(args: &RunArgs, text: &str) -> Result<(), CliError> {
     let written = match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|e| (format!("cannot write {}", path.display()), e)),
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| (format!("cannot write {}", path.display()), e))
+        }
         None => std::io::stdout()
             .write_all(text.as_bytes())
             .map_err(|e| ("cannot write the report".to_string(), e)),

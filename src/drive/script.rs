@@ -7,9 +7,9 @@ use super::{
     OBSERVE_WAIT_MS,
 };
 use crate::{
+    contract::CALL_ID as CALL_ID_HEADER,
     message,
     model::{Event, Step},
-    contract::CALL_ID as CALL_ID_HEADER,
 };
 use http::{HeaderName, HeaderValue};
 use prost_reflect::MethodDescriptor;

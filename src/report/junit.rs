@@ -21,7 +21,10 @@ pub fn render(report: &RunReport) -> Result<String, ReportError> {
         suite.add_property((format!("control:{header}"), value));
     }
     for (encoding, accepted) in &report.capabilities.encodings {
-        suite.add_property((format!("encoding:{encoding}"), yes_no(*accepted).to_string()));
+        suite.add_property((
+            format!("encoding:{encoding}"),
+            yes_no(*accepted).to_string(),
+        ));
     }
     for r in &report.results {
         let status = match r.verdict {

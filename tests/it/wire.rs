@@ -127,7 +127,13 @@ async fn fixtures_with_reference_needs_are_skipped_against_an_external_target() 
         reference_settings: false,
         ..Capabilities::everything()
     };
-    let report = run_with_capabilities(server.local_addr(), fixtures, DriveOptions::default(), external).await;
+    let report = run_with_capabilities(
+        server.local_addr(),
+        fixtures,
+        DriveOptions::default(),
+        external,
+    )
+    .await;
     let verdict = |name: &str| {
         report
             .results

@@ -6,8 +6,8 @@
 use super::body::{add_echo_trailing, grpc_status, BoxError, RequestBody, ResponseBody};
 use super::conn::{CallGuard, ConnState};
 use super::deadline::{observer_millis, parse_grpc_timeout};
-use crate::proto::observer::Outcome;
 use crate::contract::{CALL_ID as CALL_ID_HEADER, ECHO_INITIAL, RESPONSE_ENCODING};
+use crate::proto::observer::Outcome;
 use crate::reference::call::CallOpening;
 use crate::reference::{CallCtx, CallRegistry, Encoding, ReferenceConfig};
 use http::{HeaderMap, HeaderValue, Request, Response};
