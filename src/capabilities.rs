@@ -13,7 +13,7 @@ use crate::{
     contract,
     drive::{self, codec, Conn, Connector, DriveError},
     proto::{
-        contract::{HelloRequest, StreamRequestData, WatchRequest},
+        contract::{HelloReply, HelloRequest, StreamRequestData, WatchRequest},
         observer::{CallQuery, CallRecord},
     },
 };
@@ -197,10 +197,15 @@ pub async fn probe(connector: &Connector, time_scale: f64) -> Result<Capabilitie
         let answer = ask(conn, m, &[], method_probe_request(m), deadline).await;
         (m.to_string(), answer.status_code() != Some(12))
     }));
+    // Accepted means answered as the contract says: a server that hands the
+    // compressed bytes to its handler undecoded also answers OK.
     let encodings = join_all(contract::ENCODINGS.iter().map(|e| async move {
         let enc = [("grpc-encoding", *e)];
         let answer = ask_encoded(conn, "/Greeter/SayHello", &enc, hello(), Some(e), deadline).await;
-        (e.to_string(), answer.status_code() == Some(0))
+        (
+            e.to_string(),
+            answer.status_code() == Some(0) && answer.says_hello(),
+        )
     }));
     let (methods, encodings, observer, control) = futures::join!(
         methods,
@@ -323,14 +328,24 @@ async fn control_probes(conn: &Conn, deadline: Instant) -> BTreeMap<String, Supp
                 .encode_to_vec())
                 .collect()
         ),
-        p(
-            "/Greeter/SayHello",
-            vec![
+        // Some stacks (grpc-go 1.33) compress a response only in the
+        // request's encoding, so the request is gzip too.
+        async {
+            let headers = [
                 (contract::RESPONSE_ENCODING, "gzip"),
-                ("grpc-accept-encoding", "gzip")
-            ],
-            hello()
-        ),
+                ("grpc-accept-encoding", "gzip"),
+                ("grpc-encoding", "gzip"),
+            ];
+            ask_encoded(
+                conn,
+                "/Greeter/SayHello",
+                &headers,
+                hello(),
+                Some("gzip"),
+                deadline,
+            )
+            .await
+        },
         p(
             "/Greeter/SayHello",
             vec![
@@ -403,9 +418,13 @@ async fn control_probes(conn: &Conn, deadline: Instant) -> BTreeMap<String, Supp
         ),
         (
             contract::RESPONSE_ENCODING,
+            // The response's grpc-encoding is what the header asks for; a
+            // stack may still send a small message uncompressed (flag 0).
             judge(
-                encoding.messages.first().is_some_and(|m| m.0),
-                encoding.messages.first().is_some_and(|m| !m.0),
+                header(&encoding, "grpc-encoding").as_deref() == Some("gzip")
+                    || encoding.messages.first().is_some_and(|m| m.0),
+                header(&encoding, "grpc-encoding").is_none()
+                    && encoding.messages.first().is_some_and(|m| !m.0),
             ),
         ),
         (
@@ -450,6 +469,14 @@ struct Answer {
 impl Answer {
     fn status_code(&self) -> Option<u32> {
         self.code
+    }
+
+    /// Whether the one reply is SayHello's to the probe's request.
+    fn says_hello(&self) -> bool {
+        self.messages
+            .first()
+            .and_then(|m| HelloReply::decode(m.1.as_slice()).ok())
+            .is_some_and(|r| r.message == "Hello probe")
     }
 }
 

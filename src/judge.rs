@@ -1,8 +1,15 @@
-//! The judge: compares a transcript with its snapshot, diffs them, and gives
-//! the verdict. No I/O happens here; the run hands it text and lists.
+//! The judge: evaluates a fixture's checks on what the driver read, compares
+//! a transcript with its snapshot, diffs them, and gives the verdict. No I/O
+//! happens here; the driver and the run hand it values and text.
 
-use crate::normalise;
+use crate::{
+    message,
+    model::{Event, ExpectStatusStep},
+    normalise,
+};
 use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// What became of one fixture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -125,6 +132,62 @@ pub fn variants(transcripts: &[String]) -> Vec<(String, usize)> {
         }
     }
     out
+}
+
+/// The check of a received message against a `receive` step's expectation
+/// (canonical JSON both; `partial`: only the fields given).
+pub fn check_message(expected: &Value, actual: &Value, partial: bool) -> Event {
+    let ok = if partial {
+        message::partial_match(expected, actual)
+    } else {
+        expected == actual
+    };
+    let kind = if partial { "message with" } else { "message" };
+    Event::Check {
+        ok,
+        what: format!("{kind} {}", message::one_line(expected)),
+    }
+}
+
+/// The check of an `expect_status` step against the status read (if any).
+pub fn check_status(expected: &ExpectStatusStep, actual: Option<&(String, String)>) -> Event {
+    let (code, message) = actual
+        .cloned()
+        .unwrap_or_else(|| ("<none>".into(), String::new()));
+    let ok = code == expected.code && expected.message.as_ref().is_none_or(|m| *m == message);
+    let what = match &expected.message {
+        Some(m) => format!("status {} {m:?}", expected.code),
+        None => format!("status {}", expected.code),
+    };
+    Event::Check { ok, what }
+}
+
+/// The checks of named header or trailer fields; `None` expectations only
+/// record what came.
+pub fn check_fields(
+    kind: &str,
+    expected: &BTreeMap<String, Option<String>>,
+    map: Option<&http::HeaderMap>,
+) -> Vec<Event> {
+    expected
+        .iter()
+        .map(|(name, want)| {
+            let got = map
+                .and_then(|m| m.get(name.as_str()))
+                .and_then(|v| normalise::response_field(name, v.as_bytes()));
+            let shown = got
+                .as_deref()
+                .map_or("<absent>".to_string(), |g| format!("{g:?}"));
+            let (ok, what) = match want {
+                None => (true, format!("{kind} {name}: {shown}")),
+                Some(w) if got.as_deref() == Some(w.as_str()) => {
+                    (true, format!("{kind} {name} = {w:?}"))
+                }
+                Some(w) => (false, format!("{kind} {name} = {w:?}, got {shown}")),
+            };
+            Event::Check { ok, what }
+        })
+        .collect()
 }
 
 #[cfg(test)]

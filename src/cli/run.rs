@@ -221,6 +221,15 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
                     report::human::progress_line(result, done, total, true)
                 );
             }
+            RunEvent::Started {
+                total,
+                capabilities,
+            } if show_progress => {
+                eprintln!("{total} fixtures; the target offers:");
+                for line in capabilities.summary() {
+                    eprintln!("  {line}");
+                }
+            }
             RunEvent::Started { .. } | RunEvent::FixtureFinished { .. } => {}
         },
     )

@@ -1,6 +1,6 @@
 //! Running one call's script: opening it with its metadata, each step in
-//! order, the checks, and the Observer; everything it does or sees becomes an
-//! event.
+//! order, and the Observer; everything it does or sees becomes an event.
+//! The checks a step asks for are evaluated by the judge on what was read.
 
 use super::{
     call::ActiveCall, call::Read, codec, observer, open_call, Conn, Connector, DriveOptions, Stop,
@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     contract::CALL_ID as CALL_ID_HEADER,
-    message,
+    judge, message,
     model::{Event, Step},
 };
 use http::{HeaderName, HeaderValue};
@@ -304,16 +304,7 @@ impl CallRun<'_> {
                     if let (Some(expected), Some(actual)) = (&r.message, actual) {
                         let expected = message::canonical(&self.method.output(), expected)
                             .map_err(Stop::Failed)?;
-                        let ok = if r.partial {
-                            message::partial_match(&expected, &actual)
-                        } else {
-                            expected == actual
-                        };
-                        let kind = if r.partial { "message with" } else { "message" };
-                        ev.push(Event::Check {
-                            ok,
-                            what: format!("{kind} {}", message::one_line(&expected)),
-                        });
+                        ev.push(judge::check_message(&expected, &actual, r.partial));
                     }
                 }
                 Read::End => ev.push(Event::Check {
@@ -324,25 +315,23 @@ impl CallRun<'_> {
             Step::ReceiveAll => self.drain(call, ev).await?,
             Step::ExpectHeaders(expected) => {
                 call.await_headers(ev).await?;
-                check_fields("header", expected, call.headers.as_ref(), ev);
+                ev.extend(judge::check_fields(
+                    "header",
+                    expected,
+                    call.headers.as_ref(),
+                ));
             }
             Step::ExpectTrailers(expected) => {
                 self.drain(call, ev).await?;
-                check_fields("trailer", expected, call.trailers.as_ref(), ev);
+                ev.extend(judge::check_fields(
+                    "trailer",
+                    expected,
+                    call.trailers.as_ref(),
+                ));
             }
             Step::ExpectStatus(expected) => {
                 self.drain(call, ev).await?;
-                let (code, message) = call
-                    .status
-                    .clone()
-                    .unwrap_or_else(|| ("<none>".into(), String::new()));
-                let ok = code == expected.code
-                    && expected.message.as_ref().is_none_or(|m| *m == message);
-                let what = match &expected.message {
-                    Some(m) => format!("status {} {m:?}", expected.code),
-                    None => format!("status {}", expected.code),
-                };
-                ev.push(Event::Check { ok, what });
+                ev.push(judge::check_status(expected, call.status.as_ref()));
             }
             Step::Pause(_) | Step::Observe => unreachable!("handled by the caller"),
         }
@@ -355,30 +344,5 @@ impl CallRun<'_> {
             self.record(compressed, bytes, ev);
         })
         .await
-    }
-}
-
-/// Checks named header or trailer fields; `None` expectations only record.
-fn check_fields(
-    kind: &str,
-    expected: &BTreeMap<String, Option<String>>,
-    map: Option<&http::HeaderMap>,
-    ev: &mut Vec<Event>,
-) {
-    for (name, want) in expected {
-        let got = map
-            .and_then(|m| m.get(name.as_str()))
-            .and_then(|v| crate::normalise::response_field(name, v.as_bytes()));
-        let shown = got
-            .as_deref()
-            .map_or("<absent>".to_string(), |g| format!("{g:?}"));
-        let (ok, what) = match want {
-            None => (true, format!("{kind} {name}: {shown}")),
-            Some(w) if got.as_deref() == Some(w.as_str()) => {
-                (true, format!("{kind} {name} = {w:?}"))
-            }
-            Some(w) => (false, format!("{kind} {name} = {w:?}, got {shown}")),
-        };
-        ev.push(Event::Check { ok, what });
     }
 }

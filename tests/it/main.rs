@@ -5,6 +5,7 @@ mod cli;
 mod faulty;
 mod runner;
 mod services;
+mod stability;
 mod support;
 mod transport;
 mod wire;

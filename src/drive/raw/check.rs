@@ -71,7 +71,16 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
                     open(r.first_stream + 2 * k, &r.method)?;
                 }
             }
-            _ => {}
+            RawStep::Message(_)
+            | RawStep::Messages(_)
+            | RawStep::EndStream(_)
+            | RawStep::Reset(_)
+            | RawStep::Ping(_)
+            | RawStep::PingFlood(_)
+            | RawStep::Pause(_)
+            | RawStep::Await(_)
+            | RawStep::AwaitGoaway(_)
+            | RawStep::ServerSettings(_) => {}
         }
         let opened = |s: u32| {
             methods
