@@ -2,8 +2,7 @@
 //! it lacks is not applicable (never failed), a target without the Observer
 //! is judged on its client side, and a wrong transport is one clear error.
 
-use crate::support;
-use assert_cmd::Command;
+use crate::support::{self, conform, tutorial_server};
 use grpc_conform::{
     capabilities::{self, Support},
     contract,
@@ -22,14 +21,6 @@ fn connector(addr: std::net::SocketAddr) -> Connector {
         tls: None,
     })
     .unwrap()
-}
-
-fn tutorial_server() -> ReferenceConfig {
-    ReferenceConfig {
-        observer: false,
-        control_headers: false,
-        ..ReferenceConfig::default()
-    }
 }
 
 #[tokio::test]
@@ -130,14 +121,6 @@ async fn no_fixture_fails_because_the_observer_or_control_headers_are_missing() 
             assert!(!observed.contains("observer:"), "{observed}");
         }
     }
-}
-
-fn conform() -> Command {
-    let mut cmd = Command::cargo_bin("grpc-conform").expect("binary built");
-    cmd.env_remove("CI")
-        .env("NO_COLOR", "1")
-        .timeout(Duration::from_secs(30));
-    cmd
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! fail the fixtures written to catch it, while fixtures it does not touch
 //! still pass (so the proxy itself is not what fails them).
 
-use crate::support;
+use crate::support::{self, tutorial_server};
 use bytes::Bytes;
 use grpc_conform::{
     capabilities,
@@ -279,16 +279,6 @@ async fn failing_through_server(
         .filter(|r| r.verdict.fails_run())
         .map(|r| r.name)
         .collect()
-}
-
-/// A server without the Observer and the control headers, as one written
-/// from the streaming tutorials alone.
-fn tutorial_server() -> ReferenceConfig {
-    ReferenceConfig {
-        observer: false,
-        control_headers: false,
-        ..ReferenceConfig::default()
-    }
 }
 
 #[tokio::test]

@@ -1,16 +1,7 @@
 //! `--repeat` and `--known-flaky`: a conforming server's transcripts are the
 //! same run after run, and a listed flaky fixture is run but not judged.
 
-use assert_cmd::Command;
-use std::time::Duration;
-
-fn conform() -> Command {
-    let mut cmd = Command::cargo_bin("grpc-conform").expect("binary built");
-    cmd.env_remove("CI")
-        .env("NO_COLOR", "1")
-        .timeout(Duration::from_secs(120));
-    cmd
-}
+use crate::support::conform;
 
 fn json(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("a JSON report")
