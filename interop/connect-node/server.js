@@ -17,6 +17,9 @@ const { services } = require('./services');
 
 // Calls in flight get this long to finish after SIGTERM.
 const STOP_GRACE_MS = 1000;
+// The contract's largest request message (decompressed), gRPC's default:
+// Connect's own default is about 4 GiB.
+const READ_MAX_BYTES = 4 * 1024 * 1024;
 
 function main() {
   const port = process.argv[2];
@@ -31,6 +34,7 @@ function main() {
   // and gRPC-Web would answer the same paths in their own ways).
   const handler = connectNodeAdapter({
     grpc: true, grpcWeb: false, connect: false,
+    readMaxBytes: READ_MAX_BYTES,
     routes(router) {
       router.service(descriptors.getService('ChatService'), impl.chat);
       router.service(descriptors.getService('Greeter'), impl.greeter);
