@@ -194,10 +194,11 @@ pub struct Script {
     pub response_size: Option<u32>,
     /// The status fail-after ends the call with.
     pub failure: Status,
-    /// x-grpc-test-echo-initial, for the response headers.
-    pub echo_initial: Option<MetadataValue<tonic::metadata::Ascii>>,
-    /// x-grpc-test-echo-trailing-bin, for the trailers.
-    pub echo_trailing: Option<MetadataValue<tonic::metadata::Binary>>,
+    /// Every x-grpc-test-echo-initial value, in order, for the response
+    /// headers.
+    pub echo_initial: Vec<MetadataValue<tonic::metadata::Ascii>>,
+    /// Every x-grpc-test-echo-trailing-bin value, in order, for the trailers.
+    pub echo_trailing: Vec<MetadataValue<tonic::metadata::Binary>>,
 }
 
 fn control_error(name: &str, value: &str, reason: &str) -> Status {
@@ -291,14 +292,29 @@ impl Script {
             fail_after: number(metadata, "x-conform-fail-after")?,
             failure: Status::unknown(""),
             close_after: None,
-            echo_initial: metadata.get("x-grpc-test-echo-initial").cloned(),
-            echo_trailing: metadata.get_bin("x-grpc-test-echo-trailing-bin").cloned(),
+            echo_initial: metadata
+                .get_all("x-grpc-test-echo-initial")
+                .iter()
+                .cloned()
+                .collect(),
+            echo_trailing: metadata
+                .get_all_bin("x-grpc-test-echo-trailing-bin")
+                .iter()
+                .cloned()
+                .collect(),
         };
         if script.fail_after.is_some() {
             script.failure = scripted_failure(metadata)?;
         }
         script.close_after = number(metadata, "x-conform-close-after-requests")?;
         Ok(script)
+    }
+
+    /// Every echoed x-grpc-test-echo-initial value into `metadata`.
+    pub fn echo_initial_into(&self, metadata: &mut MetadataMap) {
+        for v in &self.echo_initial {
+            metadata.append("x-grpc-test-echo-initial", v.clone());
+        }
     }
 
     /// Whether close-after-requests says to stop reading after `received`.
@@ -311,11 +327,11 @@ impl Script {
     /// echoed header, which has no other place there.
     pub fn ending(&self, status: &Status, trailers_only: bool) -> Status {
         let mut metadata = MetadataMap::new();
-        if let (Some(v), true) = (&self.echo_initial, trailers_only) {
-            metadata.insert("x-grpc-test-echo-initial", v.clone());
+        if trailers_only {
+            self.echo_initial_into(&mut metadata);
         }
-        if let Some(v) = &self.echo_trailing {
-            metadata.insert_bin("x-grpc-test-echo-trailing-bin", v.clone());
+        for v in &self.echo_trailing {
+            metadata.append_bin("x-grpc-test-echo-trailing-bin", v.clone());
         }
         Status::with_details_and_metadata(
             status.code(),

@@ -141,9 +141,7 @@ impl Call {
     }
 
     fn echo_initial(&self, metadata: &mut MetadataMap) {
-        if let Some(v) = &self.script.echo_initial {
-            metadata.insert("x-grpc-test-echo-initial", v.clone());
-        }
+        self.script.echo_initial_into(metadata);
     }
 
     fn stop(&self, stop: Stop) -> Status {
@@ -198,11 +196,8 @@ impl<T: Send + 'static> Out<T> {
             Ok(()) => {
                 state.finish(Outcome::Completed, Code::Ok);
                 let ok = Status::new(Code::Ok, "");
-                self.call
-                    .script
-                    .echo_trailing
-                    .is_some()
-                    .then(|| self.call.script.ending(&ok, false))
+                let script = &self.call.script;
+                (!script.echo_trailing.is_empty()).then(|| script.ending(&ok, false))
             }
             Err(Stop::Fail(status)) => {
                 state.finish(Outcome::Completed, status.code());
