@@ -211,8 +211,10 @@ class Call:
         self.scripted = Fail(Status.UNKNOWN.value)
 
     def echo_initial(self):
-        echo = self.headers.get("x-grpc-test-echo-initial")
-        return [] if echo is None else [("x-grpc-test-echo-initial", echo)]
+        """Every x-grpc-test-echo-initial value, in order, each as its own
+        header (not the comma-joined value the record shows)."""
+        return [(k, v) for k, v in (self.stream.metadata or {}).items()
+                if k == "x-grpc-test-echo-initial"]
 
     async def send(self, message):
         """One response; the echoed header goes with the first (a call that
