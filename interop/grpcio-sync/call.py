@@ -117,9 +117,13 @@ class Call:
             # C-core compresses even when the client's grpc-accept-encoding
             # does not list the encoding and hides that header (README).
             self.context.set_compression(self.compression)
-        echo = self.headers.get("x-grpc-test-echo-initial")
-        if echo is not None:
-            self.context.send_initial_metadata((("x-grpc-test-echo-initial", echo),))
+        # Every value, in order, each a header of its own (self.headers has
+        # them comma-joined, as the record shows them).
+        echo = tuple(
+            (k, v) for k, v in self.context.invocation_metadata() or () if k == "x-grpc-test-echo-initial"
+        )
+        if echo:
+            self.context.send_initial_metadata(echo)
             self.metadata_sent = True
         self._parse_control()
 
