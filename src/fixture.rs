@@ -253,7 +253,15 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
                         format!("unknown status code `{}`", status.code),
                     ));
                 }
-                _ => {}
+                Step::ExpectStatus(_)
+                | Step::ReceiveHeaders
+                | Step::ReceiveAll
+                | Step::HalfClose
+                | Step::Cancel
+                | Step::Pause(_)
+                | Step::ExpectHeaders(_)
+                | Step::ExpectTrailers(_)
+                | Step::Observe => {}
             }
             closed |= matches!(step, Step::HalfClose);
             ended |= matches!(

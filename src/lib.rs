@@ -5,18 +5,23 @@
 //! snapshot (compare, write) → report (human, JSON, JUnit). The reference
 //! server of the contract is [`reference`].
 
+pub mod capabilities;
 pub mod cli;
+pub mod contract;
 pub mod coverage;
 pub mod descriptors;
 pub mod drive;
 pub mod fixture;
+pub mod judge;
 pub mod message;
 pub mod model;
+pub mod normalise;
 pub mod plan;
 pub mod proto;
 pub mod reference;
 pub mod report;
 pub mod run;
+pub mod session;
 pub mod snapshot;
 pub mod transcript;
 pub mod wire;

@@ -142,17 +142,6 @@ fn is_default(v: &Value) -> bool {
     }
 }
 
-/// Replaces the top-level `fields` present in `json` with `"<volatile>"`.
-pub fn redact(json: &mut Value, fields: &[String]) {
-    if let Value::Object(map) = json {
-        for field in fields {
-            if let Some(v) = map.get_mut(field) {
-                *v = Value::String("<volatile>".into());
-            }
-        }
-    }
-}
-
 /// Compact one-line JSON (serde_json keeps the order prost-reflect wrote);
 /// strings over 1 KiB show their start and length.
 pub fn one_line(json: &Value) -> String {
@@ -212,7 +201,7 @@ mod tests {
     #[test]
     fn redaction_only_touches_present_fields() {
         let mut v = json!({"user": "server", "timestamp": "17"});
-        redact(&mut v, &["timestamp".into(), "absent".into()]);
+        crate::normalise::volatile_fields(&mut v, &["timestamp".into(), "absent".into()]);
         assert_eq!(v, json!({"user": "server", "timestamp": "<volatile>"}));
     }
 }

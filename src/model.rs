@@ -50,6 +50,13 @@ pub struct Fixture {
     /// nothing says the target was started with them.
     #[serde(default)]
     pub reference: Option<ReferenceNeeds>,
+    /// Capabilities the target must have for the conversation to mean
+    /// anything, beyond those derived from the steps (the Observer for an
+    /// `observe` step, `control:<header>` for control metadata,
+    /// `method:<path>`, `encoding:<name>`, `reference`): see
+    /// `docs/fixtures.md`. A target without one gets "not applicable".
+    #[serde(default)]
+    pub needs: Vec<String>,
 }
 
 impl Level {

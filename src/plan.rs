@@ -1,7 +1,12 @@
 //! Which fixtures run, in which order: `--filter` and `--skip` patterns on
 //! names, sorted by name so reports and snapshots line up run after run.
 
-use crate::fixture::NamedFixture;
+use crate::{
+    contract,
+    fixture::NamedFixture,
+    model::{Fixture, RawStep, Step},
+};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A name pattern: a glob when it has `*`, `?` or `[`, otherwise a substring.
 #[derive(Clone, Debug)]
@@ -71,9 +76,130 @@ pub fn parse_known_failing(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// What a fixture needs of the target, derived from its steps plus its
+/// `needs` field: `observer` for an `observe` step, `method:<path>` for each
+/// contract method it calls, `control:<header>` for each control header it
+/// sends, `encoding:<name>` for each contract encoding it sends in, and
+/// `reference` for reference settings.
+pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = fixture.needs.iter().cloned().collect();
+    let mut method = |m: &str| {
+        if contract::METHODS.contains(&m) {
+            out.insert(format!("method:{m}"));
+        }
+    };
+    for call in &fixture.calls {
+        method(&call.method);
+    }
+    for step in &fixture.raw {
+        match step {
+            RawStep::Open(open) if open.path.is_none() => method(&open.method),
+            RawStep::ResetMany(many) => method(&many.method),
+            RawStep::OpenFramed(open) => method(&open.method),
+            RawStep::OpenMany(many) => method(&many.method),
+            RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_)
+            | RawStep::Open(_)
+            | RawStep::Message(_)
+            | RawStep::Messages(_)
+            | RawStep::EndStream(_)
+            | RawStep::Reset(_)
+            | RawStep::Ping(_)
+            | RawStep::PingFlood(_)
+            | RawStep::Pause(_)
+            | RawStep::Await(_)
+            | RawStep::AwaitGoaway(_)
+            | RawStep::ServerSettings(_) => {}
+        }
+    }
+    let mut metadata: Vec<&str> = Vec::new();
+    let mut encodings: Vec<&str> = Vec::new();
+    for call in &fixture.calls {
+        metadata.extend(call.metadata.keys().map(String::as_str));
+        encodings.extend(call.encoding.as_deref());
+        if call.steps.iter().any(|s| matches!(s, Step::Observe)) {
+            out.insert("observer".into());
+        }
+    }
+    for step in &fixture.raw {
+        let sent = match step {
+            RawStep::Open(open) => {
+                encodings.extend(open.encoding.as_deref());
+                &open.metadata
+            }
+            RawStep::OpenFramed(open) => &open.metadata,
+            RawStep::OpenMany(many) => &many.metadata,
+            RawStep::Message(_)
+            | RawStep::Messages(_)
+            | RawStep::EndStream(_)
+            | RawStep::Reset(_)
+            | RawStep::Ping(_)
+            | RawStep::PingFlood(_)
+            | RawStep::Pause(_)
+            | RawStep::Await(_)
+            | RawStep::AwaitGoaway(_)
+            | RawStep::ResetMany(_)
+            | RawStep::ServerSettings(_)
+            | RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_) => continue,
+        };
+        metadata.extend(sent.iter().map(|(k, _)| k.as_str()));
+    }
+    for name in metadata {
+        let name = name.to_ascii_lowercase();
+        if contract::is_control_header(&name) && name != contract::CALL_ID {
+            out.insert(format!("control:{name}"));
+        }
+    }
+    for encoding in encodings {
+        if contract::ENCODINGS.contains(&encoding) {
+            out.insert(format!("encoding:{encoding}"));
+        }
+    }
+    if fixture.reference.is_some() {
+        out.insert("reference".into());
+    }
+    out
+}
+
+/// Parses a known-flaky file: as a known-failing file, each name with its
+/// reason, the `#` comment paragraph right above it (blank-line separated).
+pub fn parse_known_flaky(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut paragraph: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() {
+            paragraph.clear();
+        } else if let Some(comment) = line.strip_prefix('#') {
+            paragraph.push(comment.trim());
+        } else {
+            let name = line.split('#').next().unwrap_or("").trim();
+            out.insert(name.to_string(), paragraph.join(" "));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_flaky_entries_keep_the_paragraph_above_as_reason() {
+        let text = "# header\n\n# a race\n# in the stack\na/b\nc/d\n\nx/y\n";
+        let flaky = parse_known_flaky(text);
+        assert_eq!(flaky["a/b"], "a race in the stack");
+        assert_eq!(flaky["c/d"], "a race in the stack");
+        assert_eq!(flaky["x/y"], "");
+    }
 
     #[test]
     fn substring_and_glob() {

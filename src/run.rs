@@ -1,14 +1,18 @@
 //! The conformance run: every selected fixture driven against the target,
-//! its transcript compared with its snapshot, the outcome kept as data for
-//! the reports. A fixture's outcome is decided by the snapshot alone; its
-//! checks (`✓`/`✗` lines) are part of the transcript, so an accepted
-//! divergence can include a failed check.
+//! its transcript handed to the judge, the outcome kept as data for the
+//! reporters, which see the run as [`RunEvent`]s. A fixture's outcome is
+//! decided by the snapshot alone; its checks (`✓`/`✗` lines) are part of the
+//! transcript, so an accepted divergence can include a failed check.
 
+pub use crate::judge::Verdict;
 use crate::{
+    capabilities::Capabilities,
     descriptors::Descriptors,
     drive::{self, Connector, DriveOptions},
     fixture::NamedFixture,
+    judge::{self, Lens},
     model::{Level, ReferenceNeeds},
+    plan,
     reference::{ReferenceConfig, ReferenceServer},
     snapshot::{self, Origin, Store},
     transcript,
@@ -16,7 +20,7 @@ use crate::{
 use futures::StreamExt;
 use serde::Serialize;
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -36,34 +40,15 @@ pub struct RunConfig {
     pub store: Store,
     /// Fixtures expected to fail on this target.
     pub known_failing: BTreeSet<String>,
+    /// Fixtures whose transcript varies on this target, with why: run and
+    /// shown, never judged.
+    pub known_flaky: BTreeMap<String, String>,
     /// Conversations in flight at once (each on its own connection).
     pub jobs: usize,
-}
-
-/// What became of one fixture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The transcript matches the snapshot.
-    Pass,
-    /// The transcript differs, or there is no snapshot.
-    Fail,
-    /// It differs, and the known-failing list says so.
-    KnownFailure,
-    /// It is on the known-failing list but matches: the list is stale.
-    Stale,
-    /// The conversation could not be held (no connection, bad fixture).
-    Error,
-    /// Not run: the fixture needs reference settings (A9 limits, a short
-    /// ping policy) that an external target is not known to have.
-    Skipped,
-}
-
-impl Verdict {
-    /// Whether this outcome makes the run fail (exit code 1).
-    pub fn fails_run(self) -> bool {
-        matches!(self, Verdict::Fail | Verdict::Stale | Verdict::Error)
-    }
+    /// Runs of each fixture; transcripts that differ make it unstable.
+    pub repeat: u32,
+    /// What the target offers.
+    pub capabilities: Capabilities,
 }
 
 /// One fixture's outcome, with what a report shows of it.
@@ -93,6 +78,12 @@ pub struct FixtureResult {
     pub new_snapshot: Option<PathBuf>,
     /// The harness error, for [`Verdict::Error`].
     pub error: Option<String>,
+    /// Why it was not judged ([`Verdict::NotApplicable`], [`Verdict::Skipped`],
+    /// [`Verdict::Unstable`]).
+    pub reason: Option<String>,
+    /// Each distinct transcript of an unstable fixture, with how many of
+    /// the runs gave it.
+    pub variants: Vec<(String, usize)>,
     /// Wall time of the conversation in milliseconds (reports only, never in
     /// a transcript).
     pub duration_ms: u64,
@@ -105,6 +96,10 @@ pub struct FixtureResult {
 pub struct RunReport {
     /// The target's `host:port`, or `reference` for the embedded server.
     pub target: String,
+    /// How the target was reached.
+    pub transport: String,
+    /// What the target offers (the capability probes, or `--assume`).
+    pub capabilities: Capabilities,
     /// One entry per fixture, sorted by name.
     pub results: Vec<FixtureResult>,
     /// Wall time in milliseconds.
@@ -123,15 +118,41 @@ impl RunReport {
     }
 }
 
-/// Runs every fixture of `config`, `jobs` at a time; `progress` sees each
-/// result as it completes (with the number done and the total).
+/// What reporters see of a run, in order.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    /// The run starts with this many fixtures.
+    Started {
+        /// Fixtures selected.
+        total: usize,
+        /// The target's profile.
+        capabilities: &'a Capabilities,
+    },
+    /// One fixture finished.
+    FixtureFinished {
+        /// Its outcome.
+        result: &'a FixtureResult,
+        /// Fixtures finished so far, this one included.
+        done: usize,
+        /// Fixtures selected.
+        total: usize,
+    },
+}
+
+/// Runs every fixture of `config`, `jobs` at a time; `events` sees the run
+/// start and each result as it completes.
 pub async fn run(
     config: RunConfig,
     target_label: &str,
-    progress: impl Fn(&FixtureResult, usize, usize),
+    transport: &str,
+    mut events: impl FnMut(RunEvent<'_>),
 ) -> RunReport {
     let started = Instant::now();
     let total = config.fixtures.len();
+    events(RunEvent::Started {
+        total,
+        capabilities: &config.capabilities,
+    });
     let shared = Arc::new(config);
     let jobs = shared.jobs.max(1);
     let fixtures = shared.fixtures.clone();
@@ -143,17 +164,60 @@ pub async fn run(
     let mut results = Vec::with_capacity(total);
     while let Some(result) = stream.next().await {
         results.push(result);
-        progress(results.last().expect("just pushed"), results.len(), total);
+        events(RunEvent::FixtureFinished {
+            result: results.last().expect("just pushed"),
+            done: results.len(),
+            total,
+        });
     }
     results.sort_by(|a, b| a.name.cmp(&b.name));
     RunReport {
         target: target_label.to_string(),
+        transport: transport.to_string(),
+        capabilities: shared.capabilities.clone(),
         results,
         duration_ms: started.elapsed().as_millis() as u64,
     }
 }
 
-/// Drives one fixture and judges it.
+/// What the target lacks of a fixture's needs, and what that means for it.
+enum Applicability {
+    /// Run and judge it, with the Observer's lines left out or not.
+    Run(Lens),
+    /// Do not run it, with this verdict and reason.
+    Not(Verdict, String),
+}
+
+/// Decides from the fixture's needs and the target's profile.
+fn applicability(config: &RunConfig, named: &NamedFixture) -> Applicability {
+    let caps = &config.capabilities;
+    let missing: Vec<String> = plan::needs(&named.fixture)
+        .into_iter()
+        .filter(|n| caps.has(n) == Some(false))
+        .collect();
+    if missing.iter().any(|n| n == "reference") {
+        return Applicability::Not(
+            Verdict::Skipped,
+            "needs reference settings the target is not known to have (see `reference`)".into(),
+        );
+    }
+    let lacking: Vec<&str> = missing
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != "observer")
+        .collect();
+    if !lacking.is_empty() {
+        return Applicability::Not(
+            Verdict::NotApplicable,
+            format!("not applicable: the target lacks {}", lacking.join(", ")),
+        );
+    }
+    Applicability::Run(Lens {
+        without_server_view: !missing.is_empty(),
+    })
+}
+
+/// Drives one fixture (`repeat` times) and judges it.
 async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
     let started = Instant::now();
     let f = &named.fixture;
@@ -170,9 +234,55 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
         failed_checks: Vec::new(),
         new_snapshot: None,
         error: None,
+        reason: None,
+        variants: Vec::new(),
         duration_ms: 0,
         trace: None,
     };
+    let lens = match applicability(config, named) {
+        Applicability::Run(lens) => lens,
+        Applicability::Not(verdict, reason) => {
+            result.verdict = verdict;
+            result.reason = Some(reason);
+            return result;
+        }
+    };
+    let mut transcripts = Vec::new();
+    for _ in 0..config.repeat.max(1) {
+        match hold(config, named, &mut result).await {
+            Ok(text) => transcripts.push(lens.apply(&text)),
+            Err(e) => {
+                result.error = Some(e);
+                result.duration_ms = started.elapsed().as_millis() as u64;
+                return result;
+            }
+        }
+    }
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    let variants = judge::variants(&transcripts);
+    let actual = variants[0].0.clone();
+    result.transcript = Some(actual.clone());
+    if variants.len() > 1 {
+        result.verdict = Verdict::Unstable;
+        result.reason = Some(format!(
+            "{} different transcripts in {} runs",
+            variants.len(),
+            transcripts.len()
+        ));
+        result.variants = variants;
+        return result;
+    }
+    judge_one(config, named, lens, actual, &mut result);
+    result
+}
+
+/// Holds the conversation once; its transcript, or the harness error.
+async fn hold(
+    config: &RunConfig,
+    named: &NamedFixture,
+    result: &mut FixtureResult,
+) -> Result<String, String> {
+    let f = &named.fixture;
     // The driver bounds every wait by the fixture's timeout; this outer bound
     // only guards against a bug in that (a run must never hang).
     let outer = Duration::from_millis(
@@ -183,113 +293,91 @@ async fn run_one(config: &RunConfig, named: &NamedFixture) -> FixtureResult {
             + 5_000,
     );
     // A fixture with reference needs gets a reference of its own, started
-    // with them, or is skipped against an external target.
-    let own = match (&f.reference, config.drive.spawn_reference) {
-        (None, _) => None,
-        (Some(_), false) => {
-            result.verdict = Verdict::Skipped;
-            result.error = Some(
-                "needs reference settings the target is not known to have (see `reference`)".into(),
-            );
-            return result;
-        }
-        (Some(needs), true) => match start_reference(needs, &config.drive).await {
-            Ok(pair) => Some(pair),
-            Err(e) => {
-                result.error = Some(e);
-                return result;
-            }
-        },
+    // with them (against an external target it was skipped above).
+    let own = match &f.reference {
+        Some(needs) => Some(start_reference(needs, &config.drive).await?),
+        None => None,
     };
     let connector = own.as_ref().map_or(&config.connector, |(_, c)| c);
-    let events = match tokio::time::timeout(
+    let driven = tokio::time::timeout(
         outer,
         drive::run_traced(connector, f, &config.descriptors, &config.drive),
     )
-    .await
-    {
-        Ok(Ok((events, frames))) => {
-            if config.drive.trace {
-                let hidden: Vec<String> = config
-                    .drive
-                    .extra_headers
-                    .iter()
-                    .map(|(n, _)| n.as_str().to_string())
-                    .collect();
-                result.trace = Some(crate::wire::log::render_trace(&frames, &hidden));
-            }
-            events
-        }
-        Ok(Err(e)) => {
-            result.error = Some(e.to_string());
-            result.duration_ms = started.elapsed().as_millis() as u64;
-            return result;
-        }
+    .await;
+    let (events, frames) = match driven {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => {
-            result.error = Some(format!(
+            return Err(format!(
                 "the conversation did not end within {outer:?} (driver bug)"
-            ));
-            return result;
+            ))
         }
     };
-    result.duration_ms = started.elapsed().as_millis() as u64;
-    let actual = snapshot::normalise(&transcript::render(&events));
+    if config.drive.trace {
+        let hidden: Vec<String> = config
+            .drive
+            .extra_headers
+            .iter()
+            .map(|(n, _)| n.as_str().to_string())
+            .collect();
+        result.trace = Some(crate::wire::log::render_trace(&frames, &hidden));
+    }
     result.failed_checks = transcript::failed_checks(&events);
-    let known = config.known_failing.contains(&named.name);
+    Ok(transcript::render(&events))
+}
+
+/// Compares a held conversation's transcript with its snapshot, writes or
+/// clears its `.snap.new`, and sets the verdict.
+fn judge_one(
+    config: &RunConfig,
+    named: &NamedFixture,
+    lens: Lens,
+    actual: String,
+    result: &mut FixtureResult,
+) {
     let expected = match config.store.expected(&named.name) {
         Ok(e) => e,
         Err(e) => {
             result.error = Some(e.to_string());
-            result.transcript = Some(actual);
-            return result;
+            return;
         }
     };
-    let matched = match &expected {
-        Some((text, origin)) => {
-            result.expected_from = Some(match origin {
-                Origin::Golden => "golden".to_string(),
-                Origin::Accepted(p) => p.display().to_string(),
-            });
-            if *text != actual {
-                // Both end in a newline so the diff has no "no newline" noise.
-                let (old, new) = (format!("{text}\n"), format!("{actual}\n"));
-                let diff = similar::TextDiff::from_lines(old.as_str(), new.as_str())
-                    .unified_diff()
-                    .context_radius(3)
-                    .header("expected", "actual")
-                    .to_string();
-                result.diff = Some(diff);
-            }
-            *text == actual
-        }
-        None => false,
-    };
-    let snap_text = snapshot::render(&named.name, &named.source, &f.description, &actual);
-    let written = if matched {
+    if let Some((_, origin)) = &expected {
+        result.expected_from = Some(match origin {
+            Origin::Golden => "golden".to_string(),
+            Origin::Accepted(p) => p.display().to_string(),
+        });
+    }
+    let expected = expected.map(|(text, _)| lens.apply(&text));
+    let comparison = judge::compare(expected.as_deref(), &actual);
+    result.diff = comparison.diff;
+    if let Some(reason) = config.known_flaky.get(&named.name) {
+        result.verdict = Verdict::Unstable;
+        result.reason = Some(format!("known flaky: {reason}"));
+        return;
+    }
+    let f = &named.fixture;
+    let written = if comparison.matched {
         config.store.clear_new(&named.name).map(|_| None)
     } else {
-        config.store.write_new(&named.name, &snap_text)
+        let text = snapshot::render(&named.name, &named.source, &f.description, &actual);
+        config.store.write_new(&named.name, &text)
     };
     match written {
         Ok(path) => result.new_snapshot = path,
-        Err(e) => result.error = Some(e.to_string()),
+        Err(e) => {
+            result.error = Some(e.to_string());
+            return;
+        }
     }
-    result.transcript = Some(actual);
-    drop(own);
-    result.verdict = match (matched, known) {
-        _ if result.error.is_some() => Verdict::Error,
-        (true, false) => Verdict::Pass,
-        (true, true) => Verdict::Stale,
-        (false, false) => Verdict::Fail,
-        (false, true) => Verdict::KnownFailure,
-    };
-    result
+    let known = config.known_failing.contains(&named.name);
+    result.verdict = judge::verdict(comparison.matched, known);
 }
 
 /// A reference server started with a fixture's needs, and a connector to it.
 async fn start_reference(
     needs: &ReferenceNeeds,
-    drive: &drive::DriveOptions,
+    drive: &DriveOptions,
 ) -> Result<(ReferenceServer, Connector), String> {
     let ms = |v: u64| Duration::from_millis(drive.scale(v));
     let mut config = ReferenceConfig {

@@ -80,18 +80,14 @@ pub fn parse(path: &str, text: &str) -> Result<String, SnapshotError> {
     for line in lines.by_ref() {
         consumed += line.len();
         if line.trim_end() == "---" {
-            return Ok(normalise(&text[consumed..]));
+            return Ok(crate::normalise::snapshot_text(&text[consumed..]));
         }
     }
     Err(format())
 }
 
-/// Snapshot text as compared: CRLF as LF, trailing whitespace trimmed.
-pub fn normalise(text: &str) -> String {
-    text.replace("\r\n", "\n").trim_end().to_string()
-}
-
-/// The golden and accepted snapshots of a run, and where to write new ones.
+/// The golden and accepted snapshots of a run, and where to write new ones;
+/// by default, none at all (every transcript comes back as produced).
 #[derive(Clone, Debug)]
 pub struct Store {
     /// Golden snapshots by fixture name.
@@ -100,6 +96,12 @@ pub struct Store {
     dir: Option<PathBuf>,
     /// Whether `.snap.new` files may be written (false under `CI` unless asked).
     write: bool,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::empty()
+    }
 }
 
 impl Store {

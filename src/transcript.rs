@@ -1,34 +1,10 @@
 //! Turns a conversation's events into its transcript: deterministic,
 //! readable text, one line per thing sent or seen, in order. Volatile values
-//! never reach the events (the driver redacts call ids, scales times back,
-//! hides `--header` values), and what the spec leaves free is normalised
-//! there too: header names lower case and sorted, `grpc-message` decoded, a
-//! trailers-only answer shown as headers then trailers. So two conformant
-//! servers give the same text and a diff is a real difference.
+//! never reach the events: the driver applies the filters of
+//! [`crate::normalise`] as it records them.
 
 use crate::model::Event;
 use std::fmt::Write;
-
-/// A response header field as transcripts show it, with the spellings the
-/// spec makes equivalent folded into one; `None` when the field says nothing
-/// (so two conformant servers give the same text):
-/// - `grpc-accept-encoding`: the list sorted (its order is free);
-/// - `content-type: application/grpc+proto` is `application/grpc` (proto is
-///   the default format, PROTOCOL-HTTP2.md);
-/// - `grpc-encoding: identity` is no encoding (compression.md).
-pub fn response_field(name: &str, value: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(value).into_owned();
-    match name {
-        "grpc-accept-encoding" => {
-            let mut items: Vec<&str> = text.split(',').map(str::trim).collect();
-            items.sort_unstable();
-            Some(items.join(","))
-        }
-        "content-type" if text == "application/grpc+proto" => Some("application/grpc".into()),
-        "grpc-encoding" if text == "identity" => None,
-        _ => Some(text),
-    }
-}
 
 /// The transcript of `events`.
 pub fn render(events: &[Event]) -> String {
@@ -153,25 +129,6 @@ fn fields(pairs: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
 
-    #[test]
-    fn spellings_the_spec_makes_equivalent_read_alike() {
-        use super::response_field;
-        let ct = |v: &str| response_field("content-type", v.as_bytes());
-        assert_eq!(ct("application/grpc+proto"), ct("application/grpc"));
-        assert_eq!(
-            ct("application/grpc+json").as_deref(),
-            Some("application/grpc+json")
-        );
-        assert_eq!(response_field("grpc-encoding", b"identity"), None);
-        assert_eq!(
-            response_field("grpc-encoding", b"gzip").as_deref(),
-            Some("gzip")
-        );
-        assert_eq!(
-            response_field("grpc-accept-encoding", b"zstd, gzip,identity").as_deref(),
-            Some("gzip,identity,zstd")
-        );
-    }
     use super::*;
 
     #[test]

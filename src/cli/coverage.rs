@@ -32,7 +32,7 @@ pub fn execute(args: &CoverageArgs) -> Result<u8, CliError> {
         Some(dir) => fixture::load_dir(dir),
         None => fixture::load_embedded(),
     }
-    .map_err(|e| CliError::Fixture(e.to_string()))?;
+    .map_err(|e| CliError::Other(e.to_string()))?;
     let (rules_file, text) = match &args.rules {
         Some(path) => (
             path.display().to_string(),
@@ -45,9 +45,9 @@ pub fn execute(args: &CoverageArgs) -> Result<u8, CliError> {
         ),
     };
     let rules =
-        coverage::parse_rules(&rules_file, &text).map_err(|e| CliError::Fixture(e.to_string()))?;
+        coverage::parse_rules(&rules_file, &text).map_err(|e| CliError::Other(e.to_string()))?;
     let markdown = Coverage::build(rules, &rules_file, &fixtures)
-        .map_err(|e| CliError::Fixture(e.to_string()))?
+        .map_err(|e| CliError::Other(e.to_string()))?
         .render_markdown();
     if let Some(path) = &args.check {
         let current = std::fs::read_to_string(path).unwrap_or_default();

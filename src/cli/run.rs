@@ -1,14 +1,13 @@
-//! `grpc-conform [--target host:port] ...`: the conformance run from the
-//! command line, and the error type whose exit codes `main` returns.
+//! `grpc-conform [--target host:port] ...`: parses the run's options into a
+//! session, runs it, prints the report; and the error type whose exit codes
+//! `main` returns.
 
 use crate::{
-    descriptors::Descriptors,
-    drive::{Connector, DriveOptions, Target, TlsOptions},
-    fixture::{self, NamedFixture},
-    plan::{self, NamePattern},
-    reference::{ReferenceConfig, ReferenceServer},
+    drive::TlsOptions,
+    plan::NamePattern,
     report::{self, Format},
-    run::{self, RunConfig, RunReport},
+    run::{self, RunEvent, RunReport},
+    session::{self, SessionError, SessionOptions},
     snapshot::Store,
 };
 use clap::Args;
@@ -16,12 +15,7 @@ use http::{HeaderName, HeaderValue};
 use std::{
     io::{IsTerminal, Write},
     path::PathBuf,
-    time::Duration,
 };
-
-/// How long the target gets to accept a TCP connection before the run
-/// gives up with exit code 3.
-pub const UNREACHABLE_AFTER: Duration = Duration::from_secs(2);
 
 /// Options of a conformance run.
 #[derive(Debug, Args, Clone, Default)]
@@ -43,9 +37,22 @@ pub struct RunArgs {
     /// (`#` comments); a listed fixture that passes is reported stale.
     #[arg(long, value_name = "FILE")]
     pub known_failing: Option<PathBuf>,
+    /// File of fixture names whose transcript varies from run to run on this
+    /// target, each with its reason in the `#` comment paragraph above it:
+    /// run and shown as unstable, never judged.
+    #[arg(long, value_name = "FILE")]
+    pub known_flaky: Option<PathBuf>,
     /// Conversations run at once, each on its own connection.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub jobs: usize,
+    /// Run each selected fixture N times; a fixture whose transcripts differ
+    /// is reported unstable with each variant.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: u32,
+    /// Override a capability probe, as NAME=yes|no (observer, reference,
+    /// method:/Service/Method, control:x-conform-..., encoding:gzip); repeatable.
+    #[arg(long, value_name = "NAME=yes|no")]
+    pub assume: Vec<String>,
     /// Print each selected fixture's frame log (both directions, HEADERS
     /// decoded, message prefixes in DATA) to stderr, for debugging a failure.
     #[arg(long)]
@@ -101,22 +108,29 @@ pub enum CliError {
     /// Bad arguments (exit 2).
     #[error("{0}")]
     Usage(String),
-    /// A fixture or descriptor problem (exit 2).
-    #[error("{0}")]
-    Fixture(String),
-    /// The target did not accept a connection within 2 s (exit 3).
-    #[error("{0}")]
-    Unreachable(String),
-    /// Anything else that stopped the run: IO, reports, the reference server (exit 2).
+    /// The session could not be prepared (exit 2, or 3 for the target).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The report could not be rendered or written (exit 2).
+    #[error("{what}: {source}")]
+    Report {
+        /// What was being written.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Anything else that stopped the command (exit 2).
     #[error("{0}")]
     Other(String),
 }
 
 impl CliError {
-    /// The process exit code: 2 usage or fixture error, 3 target unreachable.
+    /// The process exit code: 2 usage or fixture error, 3 target unreachable
+    /// or not speaking HTTP/2.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Unreachable(_) => 3,
+            CliError::Session(SessionError::Unreachable(_)) => 3,
             _ => 2,
         }
     }
@@ -131,41 +145,53 @@ pub fn exit_code(report: &RunReport) -> u8 {
     }
 }
 
-/// Loads the fixtures (embedded or `--fixtures`), the descriptors, and
-/// validates every fixture against them.
-pub fn load(args: &RunArgs) -> Result<(Vec<NamedFixture>, Descriptors), CliError> {
-    let fixtures = match &args.fixtures {
-        Some(dir) => fixture::load_dir(dir),
-        None => fixture::load_embedded(),
+impl RunArgs {
+    /// The session these flags describe.
+    pub fn session_options(&self) -> Result<SessionOptions, CliError> {
+        if !(self.time_scale > 0.0 && self.time_scale.is_finite()) {
+            return Err(CliError::Usage(
+                "--time-scale must be a positive number".into(),
+            ));
+        }
+        let parse = |v: &[String]| {
+            v.iter()
+                .map(|p| NamePattern::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CliError::Usage(e.to_string()))
+        };
+        let in_ci =
+            std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let tls = self.tls || self.ca_cert.is_some() || self.server_name.is_some();
+        Ok(SessionOptions {
+            target: self.target.clone(),
+            tls: tls.then(|| TlsOptions {
+                ca_cert: self.ca_cert.clone(),
+                server_name: self.server_name.clone(),
+            }),
+            filters: parse(&self.filter)?,
+            skips: parse(&self.skip)?,
+            extra_headers: parse_headers(&self.headers)?,
+            time_scale: self.time_scale,
+            fixtures: self.fixtures.clone(),
+            protos: self.protos.clone(),
+            proto_paths: self.proto_paths.clone(),
+            reflect: self.reflect,
+            store: Store::new(self.snapshots.clone(), !in_ci || self.write_new),
+            known_failing: self.known_failing.clone(),
+            known_flaky: self.known_flaky.clone(),
+            assume: self.assume.clone(),
+            jobs: self.jobs,
+            repeat: self.repeat,
+            trace: self.trace,
+        })
     }
-    .map_err(|e| CliError::Fixture(e.to_string()))?;
-    let mut descriptors = Descriptors::contract().map_err(|e| CliError::Fixture(e.to_string()))?;
-    for proto in &args.protos {
-        descriptors
-            .add_proto(proto, &args.proto_paths)
-            .map_err(|e| CliError::Fixture(e.to_string()))?;
-    }
-    Ok((fixtures, descriptors))
 }
 
 /// Runs the suite as `args` say and returns the exit code.
 pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
-    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
-        return Err(CliError::Usage(
-            "--time-scale must be a positive number".into(),
-        ));
-    }
-    let parse = |v: &[String]| {
-        v.iter()
-            .map(|p| NamePattern::parse(p))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let filters = parse(&args.filter).map_err(|e| CliError::Usage(e.to_string()))?;
-    let skips = parse(&args.skip).map_err(|e| CliError::Usage(e.to_string()))?;
-    let extra_headers = parse_headers(&args.headers)?;
-    let (fixtures, mut descriptors) = load(&args)?;
-    let selected = plan::select(fixtures, &filters, &skips);
+    let options = args.session_options()?;
     if args.list {
+        let (selected, _) = session::select(&options)?;
         let mut out = String::new();
         for f in &selected {
             out.push_str(&format!(
@@ -178,82 +204,37 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
         emit(&args, &out)?;
         return Ok(0);
     }
-    // Without reflection every type is known now: a bad fixture is exit 2
-    // before the target is even tried.
-    if !args.reflect {
-        validate_all(&selected, &descriptors)?;
-    }
-    // Started here so it lives until the run ends.
-    let (reference, address) = match &args.target {
-        Some(t) => (None, t.clone()),
-        None => {
-            let server = ReferenceServer::start(ReferenceConfig::default())
-                .await
-                .map_err(|e| CliError::Other(e.to_string()))?;
-            let address = server.local_addr().to_string();
-            (Some(server), address)
-        }
-    };
-    let tls =
-        (args.tls || args.ca_cert.is_some() || args.server_name.is_some()).then(|| TlsOptions {
-            ca_cert: args.ca_cert.clone(),
-            server_name: args.server_name.clone(),
-        });
-    let connector = Connector::new(Target {
-        address: address.clone(),
-        tls,
-    })
-    .map_err(|e| CliError::Usage(e.to_string()))?;
-    connector
-        .probe(UNREACHABLE_AFTER)
-        .await
-        .map_err(|e| CliError::Unreachable(e.to_string()))?;
-    if args.reflect {
-        descriptors
-            .add_reflected(&address, Duration::from_secs(10))
-            .await
-            .map_err(|e| CliError::Fixture(e.to_string()))?;
-    }
-    if args.reflect {
-        validate_all(&selected, &descriptors)?;
-    }
-    let known_failing = match &args.known_failing {
-        Some(path) => plan::parse_known_failing(
-            &std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("--known-failing {}: {e}", path.display())))?,
-        )
-        .into_iter()
-        .collect(),
-        None => Default::default(),
-    };
-    let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
-    let config = RunConfig {
-        connector,
-        descriptors,
-        fixtures: selected,
-        drive: DriveOptions {
-            extra_headers,
-            time_scale: args.time_scale,
-            spawn_reference: args.target.is_none(),
-            trace: args.trace,
-        },
-        store: Store::new(args.snapshots.clone(), !in_ci || args.write_new),
-        known_failing,
-        jobs: args.jobs,
-    };
+    let prepared = session::prepare(options).await?;
     let show_progress = args.format == Format::Human && std::io::stderr().is_terminal();
-    let label = if reference.is_some() {
-        "the embedded reference".to_string()
-    } else {
-        address
-    };
-    let report = run::run(config, &label, |r, done, total| {
-        if show_progress {
-            eprintln!("{}", report::human::progress_line(r, done, total, true));
-        }
-    })
+    let report = run::run(
+        prepared.config,
+        &prepared.label,
+        &prepared.transport,
+        |event| match event {
+            RunEvent::FixtureFinished {
+                result,
+                done,
+                total,
+            } if show_progress => {
+                eprintln!(
+                    "{}",
+                    report::human::progress_line(result, done, total, true)
+                );
+            }
+            RunEvent::Started {
+                total,
+                capabilities,
+            } if show_progress => {
+                eprintln!("{total} fixtures; the target offers:");
+                for line in capabilities.summary() {
+                    eprintln!("  {line}");
+                }
+            }
+            RunEvent::Started { .. } | RunEvent::FixtureFinished { .. } => {}
+        },
+    )
     .await;
-    drop(reference);
+    drop(prepared.reference);
     if args.trace {
         for r in &report.results {
             if let Some(trace) = &r.trace {
@@ -264,29 +245,28 @@ pub async fn execute(args: RunArgs) -> Result<u8, CliError> {
     let color = args.output.is_none()
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    let text =
-        report::render(&report, args.format, color).map_err(|e| CliError::Other(e.to_string()))?;
+    let text = report::render(&report, args.format, color).map_err(|e| CliError::Report {
+        what: "cannot render the report".into(),
+        source: Box::new(e),
+    })?;
     emit(&args, &text)?;
     Ok(exit_code(&report))
 }
 
-/// Validates every selected fixture against the descriptors.
-pub fn validate_all(fixtures: &[NamedFixture], descriptors: &Descriptors) -> Result<(), CliError> {
-    for f in fixtures {
-        fixture::validate(f, descriptors).map_err(|e| CliError::Fixture(e.to_string()))?;
-    }
-    Ok(())
-}
-
 /// Writes `text` to `--output` or standard output.
 fn emit(args: &RunArgs, text: &str) -> Result<(), CliError> {
-    match &args.output {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display()))),
+    let written = match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| (format!("cannot write {}", path.display()), e))
+        }
         None => std::io::stdout()
             .write_all(text.as_bytes())
-            .map_err(|e| CliError::Other(format!("cannot write the report: {e}"))),
-    }
+            .map_err(|e| ("cannot write the report".to_string(), e)),
+    };
+    written.map_err(|(what, e)| CliError::Report {
+        what,
+        source: Box::new(e),
+    })
 }
 
 /// Parses `--header name:value` values.

@@ -74,6 +74,17 @@ pub struct ServeArgs {
     /// refused with REFUSED_STREAM (200 when absent).
     #[arg(long)]
     pub max_concurrent_streams: Option<u32>,
+
+    /// Do not serve the Observer (GetCall answers UNIMPLEMENTED), to play a
+    /// server that does not implement it.
+    #[arg(long)]
+    pub no_observer: bool,
+
+    /// Ignore the contract's control headers (`x-conform-*` but the call id,
+    /// and the `x-grpc-test-echo-*` headers), to play a server written from
+    /// the streaming tutorials alone.
+    #[arg(long)]
+    pub no_control_headers: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -108,6 +119,8 @@ impl ServeArgs {
             max_message_size: self.max_message_size,
             encodings: self.encodings.clone(),
             max_concurrent_streams: self.max_concurrent_streams,
+            observer: !self.no_observer,
+            control_headers: !self.no_control_headers,
         }
     }
 }

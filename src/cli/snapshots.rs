@@ -1,12 +1,11 @@
 //! `grpc-conform snapshots ...`: review a target's pending snapshots without
 //! cargo-insta, and regenerate the golden snapshots from the reference.
 
-use super::run::{load, validate_all, CliError, RunArgs};
+use super::run::CliError;
 use crate::{
-    drive::{Connector, DriveOptions, Target},
     plan::NamePattern,
-    reference::{ReferenceConfig, ReferenceServer},
-    run::{self, RunConfig},
+    run,
+    session::{self, SessionOptions},
     snapshot::{self, Store},
 };
 use clap::{Args, Subcommand};
@@ -129,31 +128,23 @@ fn matcher(names: &[String]) -> Result<impl Fn(&str) -> bool, CliError> {
 
 /// Regenerates the golden snapshots from the embedded reference.
 async fn bless(b: BlessArgs) -> Result<u8, CliError> {
-    let run_args = RunArgs {
+    // No snapshots at all: every transcript comes back as produced.
+    let options = SessionOptions {
         fixtures: Some(b.fixtures.clone()),
-        ..RunArgs::default()
-    };
-    let (fixtures, descriptors) = load(&run_args)?;
-    validate_all(&fixtures, &descriptors)?;
-    let server = ReferenceServer::start(ReferenceConfig::default())
-        .await
-        .map_err(|e| CliError::Other(e.to_string()))?;
-    let connector = Connector::new(Target {
-        address: server.local_addr().to_string(),
-        tls: None,
-    })
-    .map_err(|e| CliError::Other(e.to_string()))?;
-    let config = RunConfig {
-        connector,
-        descriptors,
-        fixtures,
-        drive: DriveOptions::default(),
-        // No snapshots at all: every transcript comes back as produced.
         store: Store::empty(),
-        known_failing: Default::default(),
+        time_scale: 1.0,
         jobs: 4,
+        repeat: 1,
+        ..SessionOptions::default()
     };
-    let report = run::run(config, "the embedded reference", |_, _, _| {}).await;
+    let prepared = session::prepare(options).await?;
+    let report = run::run(
+        prepared.config,
+        &prepared.label,
+        &prepared.transport,
+        |_| {},
+    )
+    .await;
     let mut refused = 0;
     // Each result carries its fixture's name and source: results are sorted
     // by name, fixtures by path, and the two orders differ (`a-b` < `a.json`).
@@ -182,6 +173,6 @@ async fn bless(b: BlessArgs) -> Result<u8, CliError> {
             }
         }
     }
-    drop(server);
+    drop(prepared.reference);
     Ok(u8::from(refused > 0))
 }

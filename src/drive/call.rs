@@ -11,9 +11,7 @@ use http::HeaderMap;
 use std::collections::BTreeSet;
 use tokio::time::{timeout_at, Instant};
 
-/// Response headers always shown; others only when a step names them.
-/// `x-` names are shown too (custom metadata is what fixtures are about).
-const SHOWN_HEADERS: [&str; 2] = ["content-type", "grpc-encoding"];
+use crate::normalise::{shown_call_field, TRANSPORT_FIELDS as SHOWN_HEADERS};
 
 /// Where the response stands.
 enum Response {
@@ -284,15 +282,9 @@ impl ActiveCall {
     fn select(&self, map: &HeaderMap, pass: impl Fn(&str) -> bool) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = map
             .iter()
-            .filter(|(name, _)| {
-                let n = name.as_str();
-                n != "grpc-status"
-                    && n != "grpc-message"
-                    && (n.starts_with("x-") || self.shown.contains(n) || SHOWN_HEADERS.contains(&n))
-                    && pass(n)
-            })
+            .filter(|(name, _)| shown_call_field(name.as_str(), &self.shown) && pass(name.as_str()))
             .filter_map(|(n, v)| {
-                let value = crate::transcript::response_field(n.as_str(), v.as_bytes())?;
+                let value = crate::normalise::response_field(n.as_str(), v.as_bytes())?;
                 Some((n.as_str().to_string(), value))
             })
             .collect();

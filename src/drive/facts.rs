@@ -17,30 +17,6 @@ use prost_reflect::MessageDescriptor;
 /// Largest stream id: GOAWAY's "no stream processed yet, more may come".
 const MAX_STREAM_ID: u32 = 0x7fff_ffff;
 
-/// Whether a response header field reaches the transcript.
-fn shown(name: &str) -> bool {
-    matches!(
-        name,
-        ":status" | "content-type" | "grpc-status" | "grpc-encoding" | "grpc-accept-encoding"
-    ) || name.starts_with("x-")
-}
-
-/// Shown fields, sorted, normalised as every transcript's.
-fn filter(fields: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = fields
-        .iter()
-        .filter(|(n, _)| shown(n))
-        .filter_map(|(n, v)| {
-            Some((
-                n.clone(),
-                crate::transcript::response_field(n, v.as_bytes())?,
-            ))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 /// The server's frames on `stream` (from `frames`, any direction and
 /// stream) as events. `output` decodes messages; `shape` keeps
 /// trailers-only apart from headers-then-trailers.
@@ -60,7 +36,7 @@ pub fn stream_events(
     {
         match &f.body {
             Body::Headers { end_stream, fields } => {
-                let fields = filter(fields);
+                let fields = crate::normalise::shown_fields(fields);
                 if !seen_headers {
                     encoding = fields
                         .iter()

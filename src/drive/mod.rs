@@ -77,12 +77,11 @@ pub struct DriveOptions {
     /// `x-conform-*-ms` metadata) for slow machines; transcripts show the
     /// unscaled values.
     pub time_scale: f64,
-    /// Fixtures with `reference` needs run against a reference started with
-    /// them (true: the run is against the embedded reference) or are skipped
-    /// (false: an external target, not known to have those settings).
-    pub spawn_reference: bool,
     /// Keep each conversation's frame log as text (`--trace`).
     pub trace: bool,
+    /// Ask the target's Observer at `observe` steps; off for a target
+    /// without one (the transcript then leaves the server's view out).
+    pub observer: bool,
 }
 
 impl Default for DriveOptions {
@@ -90,8 +89,8 @@ impl Default for DriveOptions {
         DriveOptions {
             extra_headers: Vec::new(),
             time_scale: 1.0,
-            spawn_reference: true,
             trace: false,
+            observer: true,
         }
     }
 }
@@ -134,7 +133,7 @@ pub fn describe_h2(e: &h2::Error) -> String {
 }
 
 /// A unique `x-conform-call-id` (redacted in transcripts).
-fn next_call_id() -> String {
+pub(crate) fn next_call_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
         "gc-{}-{}",

@@ -4,28 +4,15 @@
 
 use super::{connect::Conn, Connector, Stop};
 use crate::{
-    model::{status_name, Event},
-    proto::observer::{CallQuery, CallRecord, Outcome},
+    model::Event,
+    proto::observer::{CallQuery, CallRecord},
 };
 use prost::Message as _;
-use std::collections::BTreeMap;
 use tokio::time::{timeout_at, Instant};
 
-/// The Observer's method path.
-pub const GET_CALL: &str = "/conform.v1.Observer/GetCall";
+pub use crate::contract::GET_CALL;
 
-/// What the transcript needs to turn a record into stable facts.
-pub struct ObserveContext<'a> {
-    /// The call's `x-conform-call-id`.
-    pub call_id: &'a str,
-    /// The deadline sent in milliseconds (scaled), to recognise it in `timeout_ms`.
-    pub deadline_sent_ms: Option<u64>,
-    /// Metadata values as sent (scaled) → as the fixture wrote them; the
-    /// Observer's echo of a scaled value is shown unscaled.
-    pub sent_metadata: BTreeMap<String, (String, String)>,
-    /// How long the server may wait for the call to end, in milliseconds.
-    pub wait_ms: u32,
-}
+pub use crate::normalise::ObserveContext;
 
 /// Asks for the record and renders it as one event; never fails the run.
 pub async fn observe(
@@ -42,12 +29,32 @@ pub async fn observe(
         *conn = Some(opened);
     }
     let conn = conn.as_mut().expect("opened above");
+    // GetCall waits up to `wait_ms` for the call to settle; a server may take
+    // longer to notice a reset, so after a cancel a RUNNING record is asked
+    // for again (bounded by the fixture's time): the transcript must not
+    // depend on when the server noticed.
+    for _ in 0..MAX_ASKS - 1 {
+        let event = ask(conn, ctx, deadline).await?;
+        let running = matches!(&event, Event::Observed { facts }
+            if facts.iter().any(|(k, v)| k == "outcome" && v == "RUNNING"));
+        if !(running && ctx.cancelled) {
+            return Ok(event);
+        }
+    }
+    ask(conn, ctx, deadline).await
+}
+
+/// How many times a RUNNING record is asked for after a cancel.
+const MAX_ASKS: usize = 4;
+
+/// One GetCall for the call of `ctx`.
+async fn ask(conn: &Conn, ctx: &ObserveContext<'_>, deadline: Instant) -> Result<Event, Stop> {
     let query = CallQuery {
         call_id: ctx.call_id.to_string(),
         wait_ms: ctx.wait_ms,
     };
     let mut call =
-        super::open_call(&*conn, GET_CALL, &[], Default::default(), false, deadline).await?;
+        super::open_call(conn, GET_CALL, &[], Default::default(), false, deadline).await?;
     call.send_message(super::codec::frame(false, &query.encode_to_vec()))?;
     call.half_close();
     let mut scratch = Vec::new();
@@ -58,14 +65,14 @@ pub async fn observe(
     .await?;
     Ok(match (&call.status, record) {
         (Some((code, _)), Some(record)) if code == "OK" => Event::Observed {
-            facts: facts(&record, ctx),
+            facts: crate::normalise::observer_facts(&record, ctx),
         },
         (Some((code, message)), _) if code != "OK" => Event::NotObservable {
             reason: if message.is_empty() || code == "UNIMPLEMENTED" {
                 code.clone()
             } else {
                 // A NOT_FOUND names the call id, which is new on every run.
-                let message = message.replace(ctx.call_id, "<call-id>");
+                let message = crate::normalise::call_id(message, ctx.call_id);
                 format!("{code}: {message}")
             },
         },
@@ -73,53 +80,4 @@ pub async fn observe(
             reason: "the Observer answered without a readable CallRecord".into(),
         },
     })
-}
-
-/// The record as `key=value` facts without volatile values.
-fn facts(r: &CallRecord, ctx: &ObserveContext<'_>) -> Vec<(String, String)> {
-    let outcome = Outcome::try_from(r.outcome)
-        .map_or_else(|_| r.outcome.to_string(), |o| o.as_str_name().to_string());
-    let mut out = vec![
-        (
-            "requests_received".to_string(),
-            r.requests_received.to_string(),
-        ),
-        (
-            "half_close_received".to_string(),
-            r.half_close_received.to_string(),
-        ),
-        ("outcome".to_string(), outcome),
-    ];
-    if r.outcome == Outcome::Completed as i32 {
-        out.push(("status".into(), status_name(r.status_code)));
-    }
-    out.push(("responses_sent".into(), r.responses_sent.to_string()));
-    if !r.request_encoding.is_empty() {
-        out.push(("request_encoding".into(), r.request_encoding.clone()));
-    }
-    let timeout = match (r.timeout_ms, ctx.deadline_sent_ms) {
-        (0, _) => "none".to_string(),
-        // Servers round grpc-timeout differently; within 10% is "what we sent".
-        (t, Some(sent))
-            if (t as i128 - sent as i128).unsigned_abs() <= (sent / 10).max(5) as u128 =>
-        {
-            "as-sent".into()
-        }
-        (t, _) => format!("{t} ms"),
-    };
-    out.push(("timeout".into(), timeout));
-    let mut metadata: Vec<(String, String)> = r
-        .metadata
-        .iter()
-        .filter(|(k, _)| k.as_str() != crate::reference::call::CALL_ID_HEADER)
-        .filter_map(|(k, v)| match ctx.sent_metadata.get(k) {
-            Some((sent, shown)) if sent == v => Some((k.clone(), shown.clone())),
-            Some((sent, _)) => Some((k.clone(), format!("{v} (sent {sent})"))),
-            // Names the fixture did not send are --header values: not shown.
-            None => None,
-        })
-        .collect();
-    metadata.sort();
-    out.extend(metadata);
-    out
 }

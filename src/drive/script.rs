@@ -1,15 +1,15 @@
 //! Running one call's script: opening it with its metadata, each step in
-//! order, the checks, and the Observer; everything it does or sees becomes an
-//! event.
+//! order, and the Observer; everything it does or sees becomes an event.
+//! The checks a step asks for are evaluated by the judge on what was read.
 
 use super::{
     call::ActiveCall, call::Read, codec, observer, open_call, Conn, Connector, DriveOptions, Stop,
     OBSERVE_WAIT_MS,
 };
 use crate::{
-    message,
+    contract::CALL_ID as CALL_ID_HEADER,
+    judge, message,
     model::{Event, Step},
-    reference::call::CALL_ID_HEADER,
 };
 use http::{HeaderName, HeaderValue};
 use prost_reflect::MethodDescriptor;
@@ -90,12 +90,23 @@ impl CallRun<'_> {
                     tokio::time::sleep_until(until).await;
                     ev.push(Event::Paused { ms: p.ms });
                 }
+                Step::Observe if !self.options.observer => ev.push(Event::NotObservable {
+                    reason: "the target has no Observer".into(),
+                }),
                 Step::Observe => {
+                    let received = ev
+                        .iter()
+                        .rev()
+                        .take_while(|e| !matches!(e, Event::CallStart { .. }))
+                        .filter(|e| matches!(e, Event::Received { .. }))
+                        .count();
                     let ctx = observer::ObserveContext {
                         call_id: &self.call_id,
                         deadline_sent_ms: self.call.deadline_ms.map(|d| self.options.scale(d)),
                         sent_metadata: sent_metadata.clone(),
                         wait_ms: self.options.scale(OBSERVE_WAIT_MS) as u32,
+                        cancelled,
+                        received,
                     };
                     match observer::observe(connector, observer_conn, &ctx, self.deadline).await {
                         Ok(event) => ev.push(event),
@@ -153,13 +164,8 @@ impl CallRun<'_> {
         let mut shown = Vec::new();
         let mut sent_metadata = BTreeMap::new();
         for (name, written) in &self.call.metadata {
-            let value = match (
-                name.starts_with("x-conform-") && name.ends_with("-ms"),
-                written.parse::<u64>(),
-            ) {
-                (true, Ok(ms)) => self.options.scale(ms).to_string(),
-                _ => written.clone(),
-            };
+            let value =
+                crate::normalise::scaled_metadata(name, written, |ms| self.options.scale(ms));
             sent_metadata.insert(name.clone(), (value.clone(), written.clone()));
             shown.push((name.clone(), written.clone()));
             send.push((name.clone(), value));
@@ -218,7 +224,7 @@ impl CallRun<'_> {
     /// A response message as shown: canonical JSON, volatile fields redacted.
     fn render(&self, bytes: &[u8]) -> Result<serde_json::Value, String> {
         let mut json = message::decode_to_json(&self.method.output(), bytes)?;
-        message::redact(&mut json, &self.call.volatile_fields);
+        crate::normalise::volatile_fields(&mut json, &self.call.volatile_fields);
         Ok(json)
     }
 
@@ -302,16 +308,7 @@ impl CallRun<'_> {
                     if let (Some(expected), Some(actual)) = (&r.message, actual) {
                         let expected = message::canonical(&self.method.output(), expected)
                             .map_err(Stop::Failed)?;
-                        let ok = if r.partial {
-                            message::partial_match(&expected, &actual)
-                        } else {
-                            expected == actual
-                        };
-                        let kind = if r.partial { "message with" } else { "message" };
-                        ev.push(Event::Check {
-                            ok,
-                            what: format!("{kind} {}", message::one_line(&expected)),
-                        });
+                        ev.push(judge::check_message(&expected, &actual, r.partial));
                     }
                 }
                 Read::End => ev.push(Event::Check {
@@ -322,25 +319,23 @@ impl CallRun<'_> {
             Step::ReceiveAll => self.drain(call, ev).await?,
             Step::ExpectHeaders(expected) => {
                 call.await_headers(ev).await?;
-                check_fields("header", expected, call.headers.as_ref(), ev);
+                ev.extend(judge::check_fields(
+                    "header",
+                    expected,
+                    call.headers.as_ref(),
+                ));
             }
             Step::ExpectTrailers(expected) => {
                 self.drain(call, ev).await?;
-                check_fields("trailer", expected, call.trailers.as_ref(), ev);
+                ev.extend(judge::check_fields(
+                    "trailer",
+                    expected,
+                    call.trailers.as_ref(),
+                ));
             }
             Step::ExpectStatus(expected) => {
                 self.drain(call, ev).await?;
-                let (code, message) = call
-                    .status
-                    .clone()
-                    .unwrap_or_else(|| ("<none>".into(), String::new()));
-                let ok = code == expected.code
-                    && expected.message.as_ref().is_none_or(|m| *m == message);
-                let what = match &expected.message {
-                    Some(m) => format!("status {} {m:?}", expected.code),
-                    None => format!("status {}", expected.code),
-                };
-                ev.push(Event::Check { ok, what });
+                ev.push(judge::check_status(expected, call.status.as_ref()));
             }
             Step::Pause(_) | Step::Observe => unreachable!("handled by the caller"),
         }
@@ -353,30 +348,5 @@ impl CallRun<'_> {
             self.record(compressed, bytes, ev);
         })
         .await
-    }
-}
-
-/// Checks named header or trailer fields; `None` expectations only record.
-fn check_fields(
-    kind: &str,
-    expected: &BTreeMap<String, Option<String>>,
-    map: Option<&http::HeaderMap>,
-    ev: &mut Vec<Event>,
-) {
-    for (name, want) in expected {
-        let got = map
-            .and_then(|m| m.get(name.as_str()))
-            .and_then(|v| crate::transcript::response_field(name, v.as_bytes()));
-        let shown = got
-            .as_deref()
-            .map_or("<absent>".to_string(), |g| format!("{g:?}"));
-        let (ok, what) = match want {
-            None => (true, format!("{kind} {name}: {shown}")),
-            Some(w) if got.as_deref() == Some(w.as_str()) => {
-                (true, format!("{kind} {name} = {w:?}"))
-            }
-            Some(w) => (false, format!("{kind} {name} = {w:?}, got {shown}")),
-        };
-        ev.push(Event::Check { ok, what });
     }
 }

@@ -13,8 +13,7 @@ use std::{
 };
 use tokio::sync::watch;
 
-/// The request header that names a call for the Observer.
-pub const CALL_ID_HEADER: &str = "x-conform-call-id";
+pub use crate::contract::CALL_ID as CALL_ID_HEADER;
 
 /// Calls kept for the Observer at most; the oldest go first. Bounds memory on a
 /// server that runs for days under a CI loop.

@@ -104,6 +104,13 @@ pub struct ReferenceConfig {
     pub encodings: Vec<Encoding>,
     /// SETTINGS_MAX_CONCURRENT_STREAMS; hyper's default (200) when `None`.
     pub max_concurrent_streams: Option<u32>,
+    /// Serve the Observer (`conform.v1.Observer`); off, GetCall is
+    /// UNIMPLEMENTED, as on a server that does not implement it.
+    pub observer: bool,
+    /// Honour the control headers of the contract (section 3); off, they are
+    /// dropped before any handler sees them, as on a server written from the
+    /// streaming tutorials alone.
+    pub control_headers: bool,
 }
 
 impl Default for ReferenceConfig {
@@ -118,6 +125,8 @@ impl Default for ReferenceConfig {
             max_message_size: 4 * 1024 * 1024,
             encodings: Encoding::ALL.to_vec(),
             max_concurrent_streams: None,
+            observer: true,
+            control_headers: true,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The reference implementation of `../shared/CONTRACT.md`: the server whose
+//! The reference implementation of the contract (`docs/contract.md`): the server whose
 //! transcripts are the golden snapshots.
 //!
 //! - [`config`]: every policy value, settable at start.

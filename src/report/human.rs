@@ -63,12 +63,16 @@ pub fn render(report: &RunReport, color: bool) -> String {
         );
         let _ = writeln!(out, "  {}", r.description);
         if let Some(error) = &r.error {
-            let word = if r.verdict == Verdict::Skipped {
-                "why"
-            } else {
-                "error"
-            };
-            let _ = writeln!(out, "  {word}: {error}");
+            let _ = writeln!(out, "  error: {error}");
+        }
+        if let Some(reason) = &r.reason {
+            let _ = writeln!(out, "  why: {reason}");
+        }
+        for (i, (variant, n)) in r.variants.iter().enumerate() {
+            let _ = writeln!(out, "  variant {} ({n} of the runs):", i + 1);
+            for line in variant.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
         }
         for check in &r.failed_checks {
             let _ = writeln!(out, "  {}✗ {check}{}", s.red, s.reset);
@@ -98,9 +102,13 @@ pub fn render(report: &RunReport, color: bool) -> String {
             let _ = writeln!(out, "  wrote {}", path.display());
         }
     }
+    let _ = writeln!(out, "target: {} ({})", report.target, report.transport);
+    for line in report.capabilities.summary() {
+        let _ = writeln!(out, "  {line}");
+    }
     let _ = writeln!(
         out,
-        "{} fixtures against {}: {} passed, {} failed, {} known failures, {} stale, {} errors, {} skipped ({:.1} s)",
+        "{} fixtures against {}: {} passed, {} failed, {} known failures, {} stale, {} errors, {} skipped, {} not applicable, {} unstable ({:.1} s)",
         report.results.len(),
         report.target,
         report.count(Verdict::Pass),
@@ -109,6 +117,8 @@ pub fn render(report: &RunReport, color: bool) -> String {
         report.count(Verdict::Stale),
         report.count(Verdict::Error),
         report.count(Verdict::Skipped),
+        report.count(Verdict::NotApplicable),
+        report.count(Verdict::Unstable),
         report.duration_ms as f64 / 1000.0
     );
     out
@@ -123,5 +133,7 @@ fn verdict_word(v: Verdict, s: &Style) -> (&'static str, &'static str) {
         Verdict::Stale => (s.yellow, "STALE (known-failing but passed)"),
         Verdict::Error => (s.red, "ERROR"),
         Verdict::Skipped => (s.dim, "SKIPPED"),
+        Verdict::NotApplicable => (s.dim, "NOT-APPLICABLE"),
+        Verdict::Unstable => (s.yellow, "UNSTABLE"),
     }
 }

@@ -9,6 +9,23 @@ use std::time::Duration;
 /// The report as JUnit XML.
 pub fn render(report: &RunReport) -> Result<String, ReportError> {
     let mut suite = TestSuite::new("grpc-conform");
+    suite.add_property(("transport", report.transport.as_str()));
+    suite.add_property(("observer", yes_no(report.capabilities.observer)));
+    for (method, present) in &report.capabilities.methods {
+        suite.add_property((format!("method:{method}"), yes_no(*present).to_string()));
+    }
+    for (header, support) in &report.capabilities.control {
+        let value = serde_json::to_value(support).map_or(String::new(), |v| {
+            v.as_str().unwrap_or_default().to_string()
+        });
+        suite.add_property((format!("control:{header}"), value));
+    }
+    for (encoding, accepted) in &report.capabilities.encodings {
+        suite.add_property((
+            format!("encoding:{encoding}"),
+            yes_no(*accepted).to_string(),
+        ));
+    }
     for r in &report.results {
         let status = match r.verdict {
             Verdict::Pass | Verdict::KnownFailure => {
@@ -39,9 +56,13 @@ pub fn render(report: &RunReport) -> Result<String, ReportError> {
                 s.set_description(text);
                 s
             }
-            Verdict::Skipped => {
+            Verdict::Skipped | Verdict::NotApplicable | Verdict::Unstable => {
                 let mut s = TestCaseStatus::skipped();
-                s.set_message(r.error.clone().unwrap_or_default());
+                let reason = r.reason.clone().unwrap_or_default();
+                s.set_message(match r.verdict {
+                    Verdict::Unstable => format!("unstable: {reason}"),
+                    _ => reason,
+                });
                 s
             }
             Verdict::Error => {
@@ -64,4 +85,12 @@ pub fn render(report: &RunReport) -> Result<String, ReportError> {
     junit.set_time(Duration::from_millis(report.duration_ms));
     junit.add_test_suite(suite);
     Ok(junit.to_string()?)
+}
+
+fn yes_no(v: bool) -> &'static str {
+    if v {
+        "yes"
+    } else {
+        "no"
+    }
 }

@@ -4,12 +4,14 @@
 //! fail the fixtures written to catch it, while fixtures it does not touch
 //! still pass (so the proxy itself is not what fails them).
 
-use crate::support;
+use crate::support::{self, tutorial_server};
 use bytes::Bytes;
 use grpc_conform::{
+    capabilities,
     descriptors::Descriptors,
     drive::{codec, Connector, DriveOptions, Target},
     fixture,
+    reference::ReferenceConfig,
     run::{self, RunConfig, Verdict},
     snapshot::Store,
 };
@@ -217,22 +219,51 @@ fn frame_raw(flag: u8, payload: &[u8]) -> Bytes {
 /// Runs the whole embedded corpus through a proxy with `fault`; the names
 /// of the fixtures that did not pass.
 async fn failing_through(fault: Fault) -> BTreeSet<String> {
-    let server = support::start_reference().await;
+    failing_through_server(fault, ReferenceConfig::default(), true).await
+}
+
+/// [`failing_through`] with the reference started with `reference`, its
+/// capabilities probed through the proxy as a run against a target does.
+///
+/// With `whole_contract` the capabilities are taken as a whole contract's
+/// (as `--assume` would): a proxy that never compresses looks like a server
+/// that ignores `x-conform-response-encoding` to the probes, and these
+/// tests are about catching the fault, not about applicability.
+async fn failing_through_server(
+    fault: Fault,
+    reference: ReferenceConfig,
+    whole_contract: bool,
+) -> BTreeSet<String> {
+    let server = support::start_reference_with(reference).await;
     let proxy = start_proxy(server.local_addr(), fault).await;
+    let connector = Connector::new(Target {
+        address: proxy.to_string(),
+        tls: None,
+    })
+    .unwrap();
+    let mut capabilities = if whole_contract {
+        capabilities::Capabilities::everything()
+    } else {
+        capabilities::probe(&connector, 2.0).await.unwrap()
+    };
+    // The proxy is in front of the embedded reference: its settings hold.
+    capabilities.reference_settings = true;
     let config = RunConfig {
-        connector: Connector::new(Target {
-            address: proxy.to_string(),
-            tls: None,
-        })
-        .unwrap(),
+        connector,
         descriptors: Descriptors::contract().unwrap(),
         fixtures: fixture::load_embedded().unwrap(),
-        drive: DriveOptions::default(),
+        drive: DriveOptions {
+            observer: capabilities.observer,
+            ..DriveOptions::default()
+        },
         store: Store::new(None, false),
         known_failing: Default::default(),
         jobs: 8,
+        known_flaky: Default::default(),
+        repeat: 1,
+        capabilities,
     };
-    let report = run::run(config, "faulty", |_, _, _| {}).await;
+    let report = run::run(config, "faulty", "h2c", |_| {}).await;
     eprintln!(
         "{fault:?}: {:?}",
         report
@@ -245,9 +276,30 @@ async fn failing_through(fault: Fault) -> BTreeSet<String> {
     report
         .results
         .into_iter()
-        .filter(|r| r.verdict != Verdict::Pass)
+        .filter(|r| r.verdict.fails_run())
         .map(|r| r.name)
         .collect()
+}
+
+#[tokio::test]
+async fn faults_seen_without_the_observer_or_control_headers_are_still_caught() {
+    // Reordering, answering early and dropping a response show in what the
+    // client gets; ignoring a cancel needs the server's view, and not
+    // compressing needs the response-encoding header, so those two are not
+    // expected here.
+    let cases: [(Fault, &str); 3] = [
+        (Fault::Reorder, "greeter/server-stream/three-responses"),
+        (Fault::AnswerEarly, "greeter/client-stream/burst-of-hundred"),
+        (Fault::DropLast, "greeter/unary/say-hello"),
+    ];
+    let clean = failing_through_server(Fault::Passthrough, tutorial_server(), false).await;
+    for (fault, fixture) in cases {
+        let failing = failing_through_server(fault, tutorial_server(), false).await;
+        assert!(
+            failing.contains(fixture) && !clean.contains(fixture),
+            "{fault:?} not caught by {fixture} on a server without Observer and control headers; failing: {failing:?}, through a faultless proxy: {clean:?}"
+        );
+    }
 }
 
 /// Asserts every `caught` fixture failed and every `untouched` one passed.

@@ -49,8 +49,11 @@ async fn every_fixture_matches_its_golden_snapshot() {
         store: Store::new(None, false),
         known_failing: Default::default(),
         jobs: 4,
+        known_flaky: Default::default(),
+        repeat: 1,
+        capabilities: grpc_conform::capabilities::Capabilities::everything(),
     };
-    let report = run::run(config, "reference", |_, _, _| {}).await;
+    let report = run::run(config, "reference", "h2c", |_| {}).await;
     let failures: Vec<String> = report
         .results
         .iter()
@@ -244,7 +247,7 @@ async fn an_observer_not_found_naming_the_call_id_gives_the_same_transcript_ever
 
 /// The reference's services behind tonic's TLS server (no per-call layer, so
 /// the Observer knows no call), with the test certificate for `localhost`.
-async fn tls_target() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+pub(crate) async fn tls_target() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     use grpc_conform::reference::{services, CallRegistry, ReferenceConfig};
     use tonic::transport::{Identity, Server, ServerTlsConfig};
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");

@@ -27,3 +27,23 @@ pub async fn channel(server: &ReferenceServer) -> Channel {
         .await
         .expect("connects to the reference server")
 }
+
+/// The binary with the CI variable removed (tests that need it set it),
+/// without colour, and a generous bound on the whole process.
+pub fn conform() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("grpc-conform").expect("binary built");
+    cmd.env_remove("CI")
+        .env("NO_COLOR", "1")
+        .timeout(std::time::Duration::from_secs(120));
+    cmd
+}
+
+/// A server without the Observer and the control headers, as one written
+/// from the streaming tutorials alone.
+pub fn tutorial_server() -> ReferenceConfig {
+    ReferenceConfig {
+        observer: false,
+        control_headers: false,
+        ..ReferenceConfig::default()
+    }
+}

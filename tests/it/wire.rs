@@ -7,6 +7,7 @@ mod recorder;
 
 use crate::support;
 use grpc_conform::{
+    capabilities::Capabilities,
     descriptors::Descriptors,
     drive::{Connector, DriveOptions, Target},
     fixture::{self, NamedFixture},
@@ -55,6 +56,16 @@ pub async fn run_with(
     fixtures: Vec<NamedFixture>,
     drive: DriveOptions,
 ) -> RunReport {
+    run_with_capabilities(addr, fixtures, drive, Capabilities::everything()).await
+}
+
+/// [`run_with`] for a target with `capabilities`.
+pub async fn run_with_capabilities(
+    addr: SocketAddr,
+    fixtures: Vec<NamedFixture>,
+    drive: DriveOptions,
+    capabilities: Capabilities,
+) -> RunReport {
     let config = RunConfig {
         connector: connector(addr),
         descriptors: Descriptors::contract().unwrap(),
@@ -63,8 +74,11 @@ pub async fn run_with(
         store: Store::new(None, false),
         known_failing: Default::default(),
         jobs: 8,
+        known_flaky: Default::default(),
+        repeat: 1,
+        capabilities,
     };
-    run::run(config, "test", |_, _, _| {}).await
+    run::run(config, "test", "h2c", |_| {}).await
 }
 
 /// Names of the fixtures of `report` that did not pass, with their diffs
@@ -109,11 +123,17 @@ async fn fixtures_with_reference_needs_are_skipped_against_an_external_target() 
     let server = support::start_reference().await;
     let fixtures = corpus(&["keepalive/goaway/max-idle", "keepalive/ping/echo"]);
     assert_eq!(fixtures.len(), 2);
-    let drive = DriveOptions {
-        spawn_reference: false,
-        ..DriveOptions::default()
+    let external = Capabilities {
+        reference_settings: false,
+        ..Capabilities::everything()
     };
-    let report = run_with(server.local_addr(), fixtures, drive).await;
+    let report = run_with_capabilities(
+        server.local_addr(),
+        fixtures,
+        DriveOptions::default(),
+        external,
+    )
+    .await;
     let verdict = |name: &str| {
         report
             .results

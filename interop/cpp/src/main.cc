@@ -1,4 +1,4 @@
-// The C++ (C-core) peer of the grpc-conform contract (shared/CONTRACT.md):
+// The C++ (C-core) peer of the grpc-conform contract (docs/contract.md):
 // ChatService, Greeter, SensorService and the Observer on the sync API, with
 // gRPC's own defaults except where the contract needs a setting.
 #include <csignal>

@@ -1,5 +1,5 @@
 // Command server is the grpc-go peer of the grpc-conform contract
-// (shared/CONTRACT.md): ChatService, Greeter, SensorService and the Observer,
+// (docs/contract.md): ChatService, Greeter, SensorService and the Observer,
 // on grpc-go's own defaults except where the contract needs a setting.
 package main
 

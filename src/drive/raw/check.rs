@@ -78,7 +78,22 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
                     open(r.first_stream + 2 * k, &r.method)?;
                 }
             }
-            _ => {}
+            RawStep::Message(_)
+            | RawStep::Messages(_)
+            | RawStep::EndStream(_)
+            | RawStep::Reset(_)
+            | RawStep::Ping(_)
+            | RawStep::PingFlood(_)
+            | RawStep::Pause(_)
+            | RawStep::Await(_)
+            | RawStep::AwaitGoaway(_)
+            | RawStep::ServerSettings(_)
+            | RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_) => {}
         }
         let opened = |s: u32| {
             methods

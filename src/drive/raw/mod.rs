@@ -163,12 +163,7 @@ impl Script<'_> {
         }
         for (name, value) in &o.metadata {
             shown.push(format!("{name}={value:?}"));
-            let sent = match value.parse::<u64>() {
-                Ok(ms) if name.starts_with("x-conform-") && name.ends_with("-ms") => {
-                    self.options.scale(ms).to_string()
-                }
-                _ => value.clone(),
-            };
+            let sent = crate::normalise::scaled_metadata(name, value, |ms| self.options.scale(ms));
             fields.push((name.clone(), sent));
         }
         // `--header` values (credentials, say): sent, never shown.

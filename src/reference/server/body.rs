@@ -22,8 +22,7 @@ use tonic::{Code, Status};
 /// Boxed errors, as hyper and tonic take them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The request trailer echoed back (`x-grpc-test-echo-trailing-bin`).
-pub const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
+pub use crate::contract::ECHO_TRAILING;
 
 /// A request body on its way to tonic.
 #[derive(Debug)]

@@ -6,8 +6,9 @@
 use super::body::{add_echo, grpc_status, BoxError, RequestBody, ResponseBody, ECHO_TRAILING};
 use super::conn::{CallGuard, ConnState};
 use super::deadline::{observer_millis, parse_grpc_timeout};
+use crate::contract::{CALL_ID as CALL_ID_HEADER, ECHO_INITIAL, RESPONSE_ENCODING};
 use crate::proto::observer::Outcome;
-use crate::reference::call::{CallOpening, CALL_ID_HEADER};
+use crate::reference::call::CallOpening;
 use crate::reference::{CallCtx, CallRegistry, Encoding, ReferenceConfig};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use std::{
@@ -22,10 +23,6 @@ use std::{
 use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
 
-/// The request header echoed back as a response header.
-pub const ECHO_INITIAL: &str = "x-grpc-test-echo-initial";
-/// Asks for the responses to be compressed with this encoding.
-pub const RESPONSE_ENCODING: &str = "x-conform-response-encoding";
 /// Longest deadline that is enforced; longer ones (up to 99999999 hours are
 /// legal) are as good as none and would overflow the timer.
 const MAX_ENFORCED_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -100,6 +97,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> CallFuture<S::Future> {
         let (mut parts, body) = request.into_parts();
+        if !self.layer.config.control_headers {
+            strip_control_headers(&mut parts.headers);
+        }
         let guard = self.layer.conn.open_call();
         let timeout = parts
             .headers
@@ -369,6 +369,20 @@ fn x_metadata(headers: &HeaderMap) -> BTreeMap<String, String> {
         metadata.insert(name.as_str().to_owned(), values.join(","));
     }
     metadata
+}
+
+/// Drops the contract's control headers (not the call id, which belongs to
+/// the Observer), so a reference started without them behaves as a server
+/// that never heard of them.
+fn strip_control_headers(headers: &mut HeaderMap) {
+    let names: Vec<_> = headers
+        .keys()
+        .filter(|n| crate::contract::is_control_header(n.as_str()) && n.as_str() != CALL_ID_HEADER)
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 /// Narrows the request's `grpc-accept-encoding` to what the call asked for

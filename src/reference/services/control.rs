@@ -14,25 +14,10 @@ use percent_encoding::percent_decode;
 use std::time::Duration;
 use tonic::{metadata::MetadataMap, Code, Status};
 
-/// `x-conform-response-count`: responses of ServerStream and Watch.
-pub const RESPONSE_COUNT: &str = "x-conform-response-count";
-/// `x-conform-response-interval-ms`: pause before each response after the first.
-pub const RESPONSE_INTERVAL_MS: &str = "x-conform-response-interval-ms";
-/// `x-conform-delay-ms`: pause before the first response.
-pub const DELAY_MS: &str = "x-conform-delay-ms";
-/// `x-conform-fail-after`: end the call with a status after N responses.
-pub const FAIL_AFTER: &str = "x-conform-fail-after";
-/// `x-conform-fail-code`: the numeric status of a scripted failure.
-pub const FAIL_CODE: &str = "x-conform-fail-code";
-/// `x-conform-fail-message`: the message of a scripted failure.
-pub const FAIL_MESSAGE: &str = "x-conform-fail-message";
-/// `x-conform-close-after-requests`: finish OK after N requests.
-pub const CLOSE_AFTER_REQUESTS: &str = "x-conform-close-after-requests";
-/// `x-conform-response-size`: pad each response's text to this many bytes.
-pub const RESPONSE_SIZE: &str = "x-conform-response-size";
-/// `x-conform-fail-details-bin`: base64 of a `google.rpc.Status`, sent as
-/// the scripted failure's `grpc-status-details-bin`.
-pub const FAIL_DETAILS_BIN: &str = "x-conform-fail-details-bin";
+pub use crate::contract::{
+    CLOSE_AFTER_REQUESTS, DELAY_MS, FAIL_AFTER, FAIL_CODE, FAIL_DETAILS_BIN, FAIL_MESSAGE,
+    RESPONSE_COUNT, RESPONSE_INTERVAL_MS, RESPONSE_SIZE,
+};
 
 /// Largest `x-conform-response-size`: 16 MiB, four times the default message
 /// limit, so a fixture can cross any limit without the reference building

@@ -75,28 +75,36 @@ pub fn routes(config: &ReferenceConfig, registry: CallRegistry) -> Routes {
         SensorServiceServer::new(sensor::SensorServiceImpl::default()),
         config
     );
-    let observer = configured!(
-        ObserverServer::new(observer::ObserverService::new(registry)),
-        config
-    );
+    let observer = config.observer.then(|| {
+        configured!(
+            ObserverServer::new(observer::ObserverService::new(registry)),
+            config
+        )
+    });
     let reflection_v1 = reflection()
         .build_v1()
         .expect("embedded descriptor sets are valid");
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("embedded descriptor sets are valid");
-    Routes::new(health(&[
+    let mut served = vec![
         <ChatServiceServer<chat::ChatServiceImpl> as NamedService>::NAME,
         <GreeterServer<greeter::GreeterService> as NamedService>::NAME,
         <SensorServiceServer<sensor::SensorServiceImpl> as NamedService>::NAME,
-        <ObserverServer<observer::ObserverService> as NamedService>::NAME,
-    ]))
-    .add_service(reflection_v1)
-    .add_service(reflection_v1alpha)
-    .add_service(chat)
-    .add_service(greeter)
-    .add_service(sensor)
-    .add_service(observer)
+    ];
+    if observer.is_some() {
+        served.push(<ObserverServer<observer::ObserverService> as NamedService>::NAME);
+    }
+    let routes = Routes::new(health(&served))
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(chat)
+        .add_service(greeter)
+        .add_service(sensor);
+    match observer {
+        Some(observer) => routes.add_service(observer),
+        None => routes,
+    }
 }
 
 /// Reflection over the contract and the health service, so a generic client
