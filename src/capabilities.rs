@@ -87,8 +87,6 @@ impl Capabilities {
         match name.split_once(':') {
             None if name == "observer" => Some(self.observer),
             None if name == "reference" => Some(self.reference_settings),
-            // The probes learn of the Observer's method from the Observer.
-            Some(("method", contract::GET_CALL)) => Some(self.observer),
             Some(("method", m)) => self.methods.get(m).copied(),
             Some(("control", h)) => self.control.get(h).map(|s| *s != Support::Ignored),
             Some(("encoding", e)) => self.encodings.get(e).copied(),

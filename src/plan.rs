@@ -97,7 +97,13 @@ pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
             RawStep::ResetMany(many) => method(&many.method),
             RawStep::OpenFramed(open) => method(&open.method),
             RawStep::OpenMany(many) => method(&many.method),
-            RawStep::Open(_)
+            RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_)
+            | RawStep::Open(_)
             | RawStep::Message(_)
             | RawStep::Messages(_)
             | RawStep::EndStream(_)
@@ -107,13 +113,7 @@ pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
             | RawStep::Pause(_)
             | RawStep::Await(_)
             | RawStep::AwaitGoaway(_)
-            | RawStep::ServerSettings(_)
-            | RawStep::PaddedMessage(_)
-            | RawStep::MessageBytes(_)
-            | RawStep::Priority(_)
-            | RawStep::UnknownFrame(_)
-            | RawStep::Settings(_)
-            | RawStep::WindowUpdate(_) => {}
+            | RawStep::ServerSettings(_) => {}
         }
     }
     let mut metadata: Vec<&str> = Vec::new();
@@ -126,35 +126,32 @@ pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
         }
     }
     for step in &fixture.raw {
-        match step {
+        let sent = match step {
             RawStep::Open(open) => {
-                metadata.extend(open.metadata.iter().map(|(k, _)| k.as_str()));
                 encodings.extend(open.encoding.as_deref());
+                &open.metadata
             }
-            RawStep::OpenFramed(open) => {
-                metadata.extend(open.metadata.iter().map(|(k, _)| k.as_str()));
-            }
-            RawStep::OpenMany(many) => {
-                metadata.extend(many.metadata.iter().map(|(k, _)| k.as_str()));
-            }
+            RawStep::OpenFramed(open) => &open.metadata,
+            RawStep::OpenMany(many) => &many.metadata,
             RawStep::Message(_)
             | RawStep::Messages(_)
             | RawStep::EndStream(_)
             | RawStep::Reset(_)
-            | RawStep::ResetMany(_)
             | RawStep::Ping(_)
             | RawStep::PingFlood(_)
             | RawStep::Pause(_)
             | RawStep::Await(_)
             | RawStep::AwaitGoaway(_)
+            | RawStep::ResetMany(_)
             | RawStep::ServerSettings(_)
             | RawStep::PaddedMessage(_)
             | RawStep::MessageBytes(_)
             | RawStep::Priority(_)
             | RawStep::UnknownFrame(_)
             | RawStep::Settings(_)
-            | RawStep::WindowUpdate(_) => {}
-        }
+            | RawStep::WindowUpdate(_) => continue,
+        };
+        metadata.extend(sent.iter().map(|(k, _)| k.as_str()));
     }
     for name in metadata {
         let name = name.to_ascii_lowercase();

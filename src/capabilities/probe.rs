@@ -208,39 +208,6 @@ const CONTROL_PROBES: [ControlProbe; 12] = [
         ignored: |a| a.reply_data().as_deref() == Some("a,b"),
     },
     ControlProbe {
-        header: contract::RESPONSE_SIZE,
-        ask: || {
-            Ask::new("/Greeter/SayHello")
-                .header(contract::RESPONSE_SIZE, &PADDED_SIZE.to_string())
-                .requests(hello())
-        },
-        honoured: |a| {
-            a.hello_message().is_some_and(|m| {
-                m.len() == PADDED_SIZE
-                    && m.strip_prefix("Hello probe")
-                        .is_some_and(|pad| pad.bytes().all(|b| b == b'x'))
-            })
-        },
-        ignored: Answer::says_hello,
-    },
-    ControlProbe {
-        header: contract::FAIL_DETAILS_BIN,
-        ask: || {
-            Ask::new("/Greeter/SayHello")
-                .header(contract::FAIL_AFTER, "0")
-                .header(contract::FAIL_DETAILS_BIN, PROBE_DETAILS)
-                .requests(hello())
-        },
-        // The same bytes back, whichever base64 padding the stack chose.
-        honoured: |a| {
-            let sent = decode_bin(PROBE_DETAILS);
-            a.trailers
-                .get("grpc-status-details-bin")
-                .is_some_and(|v| sent.is_some() && decode_bin(v) == sent)
-        },
-        ignored: |a| !a.trailers.contains_key("grpc-status-details-bin"),
-    },
-    ControlProbe {
         header: contract::RESPONSE_ENCODING,
         // Some stacks (grpc-go 1.33) compress a response only in the
         // request's encoding, so the request is gzip too.
@@ -279,22 +246,42 @@ const CONTROL_PROBES: [ControlProbe; 12] = [
         },
         ignored: |a| !a.trailers.contains_key(contract::ECHO_TRAILING),
     },
+    ControlProbe {
+        header: contract::RESPONSE_SIZE,
+        ask: || {
+            Ask::new("/Greeter/SayHello")
+                .header(contract::RESPONSE_SIZE, "64")
+                .requests(hello())
+        },
+        honoured: |a| {
+            a.hello_reply()
+                .is_some_and(|m| m.len() == 64 && m.starts_with("Hello probe"))
+        },
+        ignored: |a| a.hello_reply().as_deref() == Some("Hello probe"),
+    },
+    ControlProbe {
+        header: contract::FAIL_DETAILS_BIN,
+        ask: || {
+            Ask::new("/Greeter/SayHello")
+                .header(contract::FAIL_AFTER, "0")
+                .header(contract::FAIL_CODE, "3")
+                .header(contract::FAIL_DETAILS_BIN, STATUS_DETAILS)
+                .requests(hello())
+        },
+        // The same bytes back, whichever base64 padding the stack emits.
+        honoured: |a| {
+            a.trailers
+                .get("grpc-status-details-bin")
+                .is_some_and(|v| v.trim_end_matches('=') == STATUS_DETAILS)
+        },
+        ignored: |a| !a.trailers.contains_key("grpc-status-details-bin"),
+    },
 ];
 
-/// The size the response-size probe asks SayHello's reply to be padded to.
-const PADDED_SIZE: usize = 64;
-
-/// A `google.rpc.Status` (code 5, message "no") in base64, the details the
-/// fail-details probe asks for.
-const PROBE_DETAILS: &str = "CAUSAm5v";
-
-/// The bytes of a `-bin` value, padded base64 or not.
-fn decode_bin(value: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(value.trim_end_matches('='))
-        .ok()
-}
+/// A `google.rpc.Status` (INVALID_ARGUMENT, "bad requests") with a
+/// BadRequest detail, in base64: some stacks (grpc-go) send
+/// `grpc-status-details-bin` only for a status that carries details.
+const STATUS_DETAILS: &str = "CAMSDGJhZCByZXF1ZXN0cxpICil0eXBlLmdvb2dsZWFwaXMuY29tL2dvb2dsZS5ycGMuQmFkUmVxdWVzdBIbChkKBG5hbWUSEW11c3Qgbm90IGJlIGVtcHR5";
 
 fn fail_probe() -> Ask {
     Ask::new("/Greeter/SayHello")
@@ -423,17 +410,17 @@ struct Answer {
 }
 
 impl Answer {
-    /// Whether the one reply is SayHello's to the probe's request.
-    fn says_hello(&self) -> bool {
-        self.hello_message().as_deref() == Some("Hello probe")
-    }
-
-    /// The `message` of a SayHello reply.
-    fn hello_message(&self) -> Option<String> {
+    /// The text of the one SayHello reply.
+    fn hello_reply(&self) -> Option<String> {
         self.messages
             .first()
             .and_then(|m| HelloReply::decode(m.1.as_slice()).ok())
             .map(|r| r.message)
+    }
+
+    /// Whether the one reply is SayHello's to the probe's request.
+    fn says_hello(&self) -> bool {
+        self.hello_reply().as_deref() == Some("Hello probe")
     }
 
     /// The `data` of a ClientStream reply.

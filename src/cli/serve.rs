@@ -70,6 +70,11 @@ pub struct ServeArgs {
     #[arg(long, value_delimiter = ',', default_value = "gzip,deflate,zstd", value_parser = parse_encoding)]
     pub encodings: Vec<Encoding>,
 
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised; streams beyond it are
+    /// refused with REFUSED_STREAM (200 when absent).
+    #[arg(long)]
+    pub max_concurrent_streams: Option<u32>,
+
     /// Do not serve the Observer (GetCall answers UNIMPLEMENTED), to play a
     /// server that does not implement it.
     #[arg(long)]
@@ -80,11 +85,6 @@ pub struct ServeArgs {
     /// the streaming tutorials alone.
     #[arg(long)]
     pub no_control_headers: bool,
-
-    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised; streams beyond it are
-    /// refused with REFUSED_STREAM (200 when absent).
-    #[arg(long)]
-    pub max_concurrent_streams: Option<u32>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -118,9 +118,9 @@ impl ServeArgs {
             max_connection_age_grace: self.max_connection_age_grace,
             max_message_size: self.max_message_size,
             encodings: self.encodings.clone(),
+            max_concurrent_streams: self.max_concurrent_streams,
             observer: !self.no_observer,
             control_headers: !self.no_control_headers,
-            max_concurrent_streams: self.max_concurrent_streams,
         }
     }
 }

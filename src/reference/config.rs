@@ -102,6 +102,8 @@ pub struct ReferenceConfig {
     pub max_message_size: usize,
     /// Encodings accepted on requests and offered for responses, besides identity.
     pub encodings: Vec<Encoding>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; hyper's default (200) when `None`.
+    pub max_concurrent_streams: Option<u32>,
     /// Serve the Observer (`conform.v1.Observer`); off, GetCall is
     /// UNIMPLEMENTED, as on a server that does not implement it.
     pub observer: bool,
@@ -109,8 +111,6 @@ pub struct ReferenceConfig {
     /// dropped before any handler sees them, as on a server written from the
     /// streaming tutorials alone.
     pub control_headers: bool,
-    /// SETTINGS_MAX_CONCURRENT_STREAMS; hyper's default (200) when `None`.
-    pub max_concurrent_streams: Option<u32>,
 }
 
 impl Default for ReferenceConfig {
@@ -124,9 +124,9 @@ impl Default for ReferenceConfig {
             max_connection_age_grace: None,
             max_message_size: 4 * 1024 * 1024,
             encodings: Encoding::ALL.to_vec(),
+            max_concurrent_streams: None,
             observer: true,
             control_headers: true,
-            max_concurrent_streams: None,
         }
     }
 }
