@@ -22,6 +22,11 @@ pub const FAIL_CODE: &str = "x-conform-fail-code";
 pub const FAIL_MESSAGE: &str = "x-conform-fail-message";
 /// Finish OK after N requests without reading further.
 pub const CLOSE_AFTER_REQUESTS: &str = "x-conform-close-after-requests";
+/// Pad each response's text to this many bytes.
+pub const RESPONSE_SIZE: &str = "x-conform-response-size";
+/// Base64 of a `google.rpc.Status`, sent as the scripted failure's
+/// `grpc-status-details-bin`.
+pub const FAIL_DETAILS_BIN: &str = "x-conform-fail-details-bin";
 /// Compress responses with this encoding when the client accepts it.
 pub const RESPONSE_ENCODING: &str = "x-conform-response-encoding";
 /// Sent back as a response header (interop-test-descriptions.md).
@@ -30,7 +35,7 @@ pub const ECHO_INITIAL: &str = "x-grpc-test-echo-initial";
 pub const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
 
 /// Every control header that scripts a call (section 3), besides the call id.
-pub const CONTROL_HEADERS: [&str; 10] = [
+pub const CONTROL_HEADERS: [&str; 12] = [
     RESPONSE_COUNT,
     RESPONSE_INTERVAL_MS,
     DELAY_MS,
@@ -38,6 +43,8 @@ pub const CONTROL_HEADERS: [&str; 10] = [
     FAIL_CODE,
     FAIL_MESSAGE,
     CLOSE_AFTER_REQUESTS,
+    RESPONSE_SIZE,
+    FAIL_DETAILS_BIN,
     RESPONSE_ENCODING,
     ECHO_INITIAL,
     ECHO_TRAILING,

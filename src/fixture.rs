@@ -324,6 +324,10 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
                 Step::Send(send) => {
                     message::from_json(&method.input(), &send.message)
                         .map_err(|e| invalid(at(".send.message"), e))?;
+                    if let Some(size) = send.size {
+                        message::sized(&method.input(), &send.message, size)
+                            .map_err(|e| invalid(at(".send.size"), e))?;
+                    }
                 }
                 Step::SendMany(many) => {
                     let sample = message::expand_template(&many.template, 1);

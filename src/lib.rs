@@ -8,6 +8,7 @@
 pub mod capabilities;
 pub mod cli;
 pub mod contract;
+pub mod coverage;
 pub mod descriptors;
 pub mod drive;
 pub mod fixture;

@@ -44,6 +44,69 @@ pub fn canonical(desc: &MessageDescriptor, json: &Value) -> Result<Value, String
     to_json(&from_json(desc, json)?)
 }
 
+/// `json` with its one top-level string field padded at its end with `x`, so
+/// the encoded message (type `desc`) is exactly `size` bytes. Fails when the
+/// message has no string field or several, or when no padding gives `size`
+/// (smaller than the message, or a length prefix growing past it).
+pub fn sized(desc: &MessageDescriptor, json: &Value, size: usize) -> Result<Value, String> {
+    let strings: Vec<(&String, &str)> = json
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let [(name, text)] = strings[..] else {
+        return Err(format!(
+            "`size` pads the message's one string field, but it has {}",
+            strings.len()
+        ));
+    };
+    let field = desc
+        .get_field_by_json_name(name)
+        .or_else(|| desc.get_field_by_name(name))
+        .ok_or_else(|| format!("no field `{name}`"))?;
+    // Computed, not searched: encoding a 4 MiB message several times is slow.
+    let varint_len = |n: usize| prost::encoding::encoded_len_varint(n as u64);
+    let tag_len = varint_len((field.number() as usize) << 3);
+    let field_len = |n: usize| {
+        if n == 0 {
+            0
+        } else {
+            tag_len + varint_len(n) + n
+        }
+    };
+    let rest = encode_json(desc, json)?.len() - field_len(text.len());
+    let padded_len = (1..=10)
+        .filter_map(|prefix| size.checked_sub(rest + tag_len + prefix))
+        .find(|&n| n >= text.len() && n > 0 && rest + field_len(n) == size)
+        .ok_or_else(|| format!("no padding of `{name}` makes the message exactly {size} bytes"))?;
+    let mut padded = json.clone();
+    padded[name.as_str()] = Value::String(format!("{text}{}", "x".repeat(padded_len - text.len())));
+    Ok(padded)
+}
+
+/// Strings longer than this are shortened in transcripts (the order checks of
+/// the corpus show a few hundred bytes in full).
+const SHOWN_STRING: usize = 1024;
+
+/// `json` with every string longer than 1 KiB shortened to its first 16
+/// characters and its length, so a padded 4 MiB message is one short line.
+fn shortened(json: &Value) -> Value {
+    match json {
+        Value::String(s) if s.len() > SHOWN_STRING => {
+            let head: String = s.chars().take(16).collect();
+            Value::String(format!("{head}…({} bytes)", s.len()))
+        }
+        Value::Array(items) => Value::Array(items.iter().map(shortened).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shortened(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 /// Replaces `{i}` in every string of `template` with `i`.
 pub fn expand_template(template: &Value, i: u32) -> Value {
     match template {
@@ -84,15 +147,44 @@ fn is_default(v: &Value) -> bool {
     }
 }
 
-/// Compact one-line JSON (serde_json keeps the order prost-reflect wrote).
+/// Compact one-line JSON (serde_json keeps the order prost-reflect wrote);
+/// strings over 1 KiB show their start and length.
 pub fn one_line(json: &Value) -> String {
-    serde_json::to_string(json).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+    serde_json::to_string(&shortened(json)).unwrap_or_else(|e| format!("<unprintable: {e}>"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sized_messages_are_exactly_the_size_asked() {
+        let pool = crate::descriptors::Descriptors::contract().unwrap();
+        let desc = pool.method("/Greeter/ClientStream").unwrap().input();
+        for size in [3, 129, 131, 16_386, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1] {
+            let json = sized(&desc, &json!({"data": "a"}), size).unwrap();
+            assert_eq!(encode_json(&desc, &json).unwrap().len(), size);
+        }
+        assert!(sized(&desc, &json!({"data": "abc"}), 2).is_err());
+        let record = pool.method("/SensorService/Record").unwrap().input();
+        let reading = json!({"device_id": "d", "timestamp": 5});
+        let padded = sized(&record, &reading, 1000).unwrap();
+        assert_eq!(encode_json(&record, &padded).unwrap().len(), 1000);
+        // 129 bytes is a 127-byte text; 128 bytes of text need a 2-byte length.
+        assert!(sized(&desc, &json!({"data": "a"}), 130).is_err());
+        let two = pool.method("/ChatService/ChatStream").unwrap().input();
+        assert!(sized(&two, &json!({"user": "u", "content": "c"}), 100).is_err());
+    }
+
+    #[test]
+    fn long_strings_are_shortened_in_one_line() {
+        let long = "y".repeat(1025);
+        assert_eq!(
+            one_line(&json!({"data": long, "n": [1]})),
+            r#"{"data":"yyyyyyyyyyyyyyyy…(1025 bytes)","n":[1]}"#
+        );
+    }
 
     #[test]
     fn template_numbers_every_string() {

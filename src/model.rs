@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 pub struct Fixture {
     /// One sentence: what behaviour the conversation checks. Shown in reports.
     pub description: String,
-    /// The spec rule cited, as `DOCUMENT: rule` (e.g. `PROTOCOL-HTTP2.md: ...`).
+    /// The rules checked: ids of `docs/rules.toml` separated by `;`
+    /// (e.g. `http2/client-cancel; status/cancelled`).
     pub rule: String,
     /// How binding the rule is; a SHOULD failure is still a failure, the level
     /// only tells the reader how much to worry.
@@ -173,6 +174,10 @@ pub struct SendStep {
     /// under a `grpc-encoding`; `true`: flag 1).
     #[serde(default)]
     pub compressed: Option<bool>,
+    /// Pad the message's one string field with `x` so the encoded message
+    /// (before compression) is exactly this many bytes (message size limits).
+    #[serde(default)]
+    pub size: Option<usize>,
 }
 
 /// Arguments of [`Step::SendMany`].
@@ -437,6 +442,9 @@ pub struct ReferenceNeeds {
     /// Proposal A8 permit-without-calls.
     #[serde(default)]
     pub permit_without_calls: Option<bool>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS the server advertises and enforces.
+    #[serde(default)]
+    pub max_concurrent_streams: Option<u32>,
 }
 
 /// One step of a raw (frame-level) conversation. Streams are named by their
@@ -468,6 +476,24 @@ pub enum RawStep {
     ResetMany(ResetManyStep),
     /// Record these of the server's first SETTINGS (names as RFC 9113).
     ServerSettings(Vec<String>),
+    /// HEADERS opening a stream, framed as asked: padded, with a priority,
+    /// split into CONTINUATION frames (frame-level tolerance).
+    OpenFramed(OpenFramedStep),
+    /// Open `count` streams at once with HEADERS only (they stay open).
+    OpenMany(OpenManyStep),
+    /// One message in a DATA frame with the PADDED flag.
+    PaddedMessage(PaddedMessageStep),
+    /// A message whose bytes are given in hex (a malformed protobuf).
+    MessageBytes(MessageBytesStep),
+    /// A PRIORITY frame (RFC 9113 6.3).
+    Priority(PriorityStep),
+    /// A frame of a type RFC 9113 does not define, to be ignored.
+    UnknownFrame(UnknownFrameStep),
+    /// A SETTINGS frame from the client: `[name or id, value]` pairs (an
+    /// unknown id must be ignored; INITIAL_WINDOW_SIZE 0 withholds window).
+    Settings(Vec<(String, u32)>),
+    /// A WINDOW_UPDATE granting `increment` bytes on a stream (0: the connection).
+    WindowUpdate(WindowUpdateStep),
 }
 
 /// Arguments of [`RawStep::Open`].
@@ -640,4 +666,139 @@ pub struct ResetManyStep {
     pub count: u32,
     /// `/Service/Method` they open.
     pub method: String,
+}
+
+/// Arguments of [`RawStep::OpenFramed`]: an [`OpenStep`]'s fields plus framing.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenFramedStep {
+    /// Stream id (odd, higher than any before).
+    pub stream: u32,
+    /// `/Service/Method`: its types encode the stream's messages.
+    pub method: String,
+    /// Extra header fields, sent in this order after the standard ones.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
+    /// END_STREAM on the HEADERS.
+    #[serde(default)]
+    pub end_stream: bool,
+    /// PADDED flag with this many bytes of padding.
+    #[serde(default)]
+    pub padding: Option<u8>,
+    /// PRIORITY flag with this dependency and weight.
+    #[serde(default)]
+    pub priority: Option<PriorityFields>,
+    /// Split the header block: HEADERS then CONTINUATIONs of this many bytes.
+    #[serde(default)]
+    pub continuation_bytes: Option<usize>,
+    /// `:method` instead of POST (a request gRPC does not define).
+    #[serde(default)]
+    pub http_method: Option<String>,
+    /// Leave out `te: trailers` (which gRPC uses to detect incompatible proxies).
+    #[serde(default)]
+    pub without_te: bool,
+    /// A message (proto JSON) sent with END_STREAM in the same write as the
+    /// HEADERS: a server that closes the connection on the headers then
+    /// cannot race a second write.
+    #[serde(default)]
+    pub message: Option<serde_json::Value>,
+}
+
+/// Stream dependency and weight (RFC 9113 5.3, 6.3).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityFields {
+    /// The stream depended on (0: the root).
+    pub depends_on: u32,
+    /// 1 to 256.
+    pub weight: u16,
+    /// The exclusive bit.
+    #[serde(default)]
+    pub exclusive: bool,
+}
+
+/// Arguments of [`RawStep::OpenMany`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenManyStep {
+    /// First stream id; the next ones follow by 2.
+    pub first_stream: u32,
+    /// How many streams.
+    pub count: u32,
+    /// `/Service/Method` they open.
+    pub method: String,
+    /// Extra header fields of each (`x-conform-*-ms` scaled).
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Arguments of [`RawStep::PaddedMessage`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaddedMessageStep {
+    /// Stream id.
+    pub stream: u32,
+    /// Proto JSON of the method's input type.
+    pub message: serde_json::Value,
+    /// Bytes of padding (0 to 255; 0 still sets the flag and the length byte).
+    pub padding: u8,
+    /// END_STREAM on the frame.
+    #[serde(default)]
+    pub end_stream: bool,
+}
+
+/// Arguments of [`RawStep::MessageBytes`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBytesStep {
+    /// Stream id.
+    pub stream: u32,
+    /// The message's bytes in hex, framed with flag 0 and their length.
+    pub hex: String,
+    /// END_STREAM on the frame.
+    #[serde(default)]
+    pub end_stream: bool,
+}
+
+/// Arguments of [`RawStep::Priority`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityStep {
+    /// The stream it is about (may be idle, never opened yet).
+    pub stream: u32,
+    /// The stream depended on (0: the root).
+    pub depends_on: u32,
+    /// 1 to 256.
+    pub weight: u16,
+    /// The exclusive bit.
+    #[serde(default)]
+    pub exclusive: bool,
+}
+
+/// Arguments of [`RawStep::UnknownFrame`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnknownFrameStep {
+    /// Frame type, above 0x9 (RFC 9113 defines 0x0 to 0x9).
+    #[serde(rename = "type")]
+    pub kind: u8,
+    /// Stream id (0: the connection).
+    pub stream: u32,
+    /// Flag bits.
+    #[serde(default)]
+    pub flags: u8,
+    /// Payload in hex.
+    #[serde(default)]
+    pub payload: String,
+}
+
+/// Arguments of [`RawStep::WindowUpdate`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowUpdateStep {
+    /// Stream id (0: the connection).
+    pub stream: u32,
+    /// Window increment in bytes (0 is a protocol error, which is the point
+    /// of sending it).
+    pub increment: u32,
 }

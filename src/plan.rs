@@ -95,7 +95,15 @@ pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
         match step {
             RawStep::Open(open) if open.path.is_none() => method(&open.method),
             RawStep::ResetMany(many) => method(&many.method),
-            RawStep::Open(_)
+            RawStep::OpenFramed(open) => method(&open.method),
+            RawStep::OpenMany(many) => method(&many.method),
+            RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_)
+            | RawStep::Open(_)
             | RawStep::Message(_)
             | RawStep::Messages(_)
             | RawStep::EndStream(_)
@@ -118,10 +126,32 @@ pub fn needs(fixture: &Fixture) -> BTreeSet<String> {
         }
     }
     for step in &fixture.raw {
-        if let RawStep::Open(open) = step {
-            metadata.extend(open.metadata.iter().map(|(k, _)| k.as_str()));
-            encodings.extend(open.encoding.as_deref());
-        }
+        let sent = match step {
+            RawStep::Open(open) => {
+                encodings.extend(open.encoding.as_deref());
+                &open.metadata
+            }
+            RawStep::OpenFramed(open) => &open.metadata,
+            RawStep::OpenMany(many) => &many.metadata,
+            RawStep::Message(_)
+            | RawStep::Messages(_)
+            | RawStep::EndStream(_)
+            | RawStep::Reset(_)
+            | RawStep::Ping(_)
+            | RawStep::PingFlood(_)
+            | RawStep::Pause(_)
+            | RawStep::Await(_)
+            | RawStep::AwaitGoaway(_)
+            | RawStep::ResetMany(_)
+            | RawStep::ServerSettings(_)
+            | RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_) => continue,
+        };
+        metadata.extend(sent.iter().map(|(k, _)| k.as_str()));
     }
     for name in metadata {
         let name = name.to_ascii_lowercase();

@@ -442,6 +442,7 @@ async fn start_reference(
         max_connection_age: needs.max_connection_age_ms.map(ms),
         max_connection_age_grace: needs.max_connection_age_grace_ms.map(ms),
         max_connection_idle: needs.max_connection_idle_ms.map(ms),
+        max_concurrent_streams: needs.max_concurrent_streams,
         ..ReferenceConfig::default()
     };
     if let Some(v) = needs.ping_min_interval_ms {

@@ -9,9 +9,11 @@ const { Outcome } = require('./calls');
 
 // Ends the call with a status of the handler's own.
 class Fail extends Error {
-  constructor(code, message) {
+  // scripted: the x-conform-fail-after status, which carries the scripted details.
+  constructor(code, message, scripted = false) {
     super(message);
     this.code = code;
+    this.scripted = scripted;
   }
 }
 
@@ -26,6 +28,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // Longest pause a header may ask for, as the reference bounds it.
 const MAX_PAUSE_MS = 600000;
 const U32_MAX = 4294967295;
+// Largest x-conform-response-size, as the reference bounds it (16 MiB).
+const MAX_RESPONSE_SIZE = 16 * 1024 * 1024;
 
 function controlError(name, value, reason) {
   return new Fail(grpc.status.INVALID_ARGUMENT,
@@ -95,7 +99,10 @@ class Call {
     this.failCode = grpc.status.UNKNOWN;
     this.failMessage = '';
     this.closeAfter = null;
-    this.echoInitial = textHeader(md, 'x-grpc-test-echo-initial');
+    // Every value of a repeated echo header, in order.
+    this.echoInitial = md.get('x-grpc-test-echo-initial').map(String);
+    this.responseSize = null;
+    this.failDetails = null;
     this.trailers = new grpc.Metadata();
     for (const value of md.get('x-grpc-test-echo-trailing-bin')) {
       this.trailers.add('x-grpc-test-echo-trailing-bin', value);
@@ -132,9 +139,9 @@ class Call {
   // control headers. grpc-js never compresses responses, so
   // x-conform-response-encoding has no effect.
   begin() {
-    if (this.echoInitial !== null) {
+    if (this.echoInitial.length > 0) {
       const md = new grpc.Metadata();
-      md.set('x-grpc-test-echo-initial', this.echoInitial);
+      for (const value of this.echoInitial) md.add('x-grpc-test-echo-initial', value);
       this.stream.sendMetadata(md);
     }
     this.parseControl();
@@ -163,6 +170,23 @@ class Call {
       }
     }
     this.closeAfter = number(md, 'x-conform-close-after-requests');
+    this.responseSize = number(md, 'x-conform-response-size');
+    if (this.responseSize !== null && this.responseSize > MAX_RESPONSE_SIZE) {
+      throw controlError('x-conform-response-size', textHeader(md, 'x-conform-response-size'),
+        'sizes above 16777216 bytes are refused');
+    }
+    // grpc-js hands -bin values over as Buffers, already base64-decoded
+    // (padded or not).
+    const details = md.get('x-conform-fail-details-bin');
+    if (this.failAfter !== null && details.length > 0) this.failDetails = Buffer.from(details[0]);
+  }
+
+  // text padded at its end with x to x-conform-response-size UTF-8 bytes; a
+  // longer text is left as it is.
+  pad(text) {
+    if (this.responseSize === null) return text;
+    const missing = this.responseSize - Buffer.byteLength(text, 'utf8');
+    return missing > 0 ? text + 'x'.repeat(missing) : text;
   }
 
   // fail-after 0: the scripted status after delay-ms, before anything else
@@ -171,7 +195,7 @@ class Call {
     if (this.failAfter === 0) {
       if (this.delayMs > 0) await sleep(this.delayMs);
       if (this.cancelled) throw new Cancelled();
-      throw new Fail(this.failCode, this.failMessage);
+      throw new Fail(this.failCode, this.failMessage, true);
     }
   }
 
@@ -261,7 +285,7 @@ class Call {
     await Promise.race([flushed, this.whenCancelled]);
     if (this.cancelled) throw new Cancelled();
     if (this.failAfter && this.state.record.responses_sent === this.failAfter) {
-      throw new Fail(this.failCode, this.failMessage);
+      throw new Fail(this.failCode, this.failMessage, true);
     }
   }
 
@@ -269,7 +293,12 @@ class Call {
   failure(err) {
     if (err instanceof Fail) {
       this.state.finish(Outcome.COMPLETED, err.code);
-      return { code: err.code, details: err.message, metadata: this.trailers };
+      let metadata = this.trailers;
+      if (err.scripted && this.failDetails !== null) {
+        metadata = this.trailers.clone();
+        metadata.set('grpc-status-details-bin', this.failDetails);
+      }
+      return { code: err.code, details: err.message, metadata };
     }
     this.state.finish(Outcome.COMPLETED, grpc.status.UNKNOWN);
     return { code: grpc.status.UNKNOWN, details: `handler failed: ${err.message}`, metadata: this.trailers };

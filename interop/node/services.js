@@ -45,7 +45,7 @@ function services(registry) {
         if (message === null) break;
         await call.write({
           user: 'server',
-          content: `echo: ${message.content}`,
+          content: call.pad(`echo: ${message.content}`),
           timestamp: String(Math.floor(Date.now() / 1000)),
         });
       }
@@ -55,26 +55,26 @@ function services(registry) {
   const greeter = {
     SayHello: unary(registry, '/Greeter/SayHello', async (call, request) => {
       await call.failAtStart();
-      return { message: `Hello ${request.name}` };
+      return { message: call.pad(`Hello ${request.name}`) };
     }),
     ServerStream: serverStream(registry, '/Greeter/ServerStream', async (call, request) => {
       await call.failAtStart();
       const count = call.responseCount === null ? 3 : call.responseCount;
       for (let i = 1; i <= count; i += 1) {
-        await call.write({ data: `${request.data}-${i}` });
+        await call.write({ data: call.pad(`${request.data}-${i}`) });
       }
     }),
     ClientStream: clientStream(registry, '/Greeter/ClientStream', async (call) => {
       await call.failAtStart();
       const received = await call.readAll();
-      return { data: received.map((r) => r.data).join(',') };
+      return { data: call.pad(received.map((r) => r.data).join(',')) };
     }),
     AllStream: bidi(registry, '/Greeter/AllStream', async (call) => {
       await call.failAtStart();
       while (!call.readsExhausted()) {
         const request = await call.read();
         if (request === null) break;
-        await call.write({ data: `echo: ${request.data}` });
+        await call.write({ data: call.pad(`echo: ${request.data}`) });
       }
     }),
   };
@@ -97,6 +97,11 @@ function services(registry) {
       // does; a call cancelled during the delay stores nothing.
       await call.beforeUnaryResponse();
       for (const r of readings) latest.set(r.device_id, r);
+      if (call.responseSize !== null) {
+        // The contract pads the last device id, or one added when none.
+        const last = summary.device_ids.length > 0 ? summary.device_ids.pop() : '';
+        summary.device_ids.push(call.pad(last));
+      }
       return summary;
     }),
     Watch: serverStream(registry, '/SensorService/Watch', async (call, request) => {
@@ -106,7 +111,7 @@ function services(registry) {
       if (call.responseCount !== null) count = call.responseCount;
       for (let i = 0; i < count; i += 1) {
         await call.write({
-          timestamp: String(1000 + i), temperature: 20.0 + 0.25 * i, device_id: request.device_id,
+          timestamp: String(1000 + i), temperature: 20.0 + 0.25 * i, device_id: call.pad(request.device_id),
         });
       }
     }),
@@ -118,7 +123,7 @@ function services(registry) {
         throw new Fail(grpc.status.NOT_FOUND,
           `Latest: no Record call stored a reading for device ${JSON.stringify(request.device_id)}`);
       }
-      return reading;
+      return { ...reading, device_id: call.pad(reading.device_id) };
     }),
   };
 

@@ -3,6 +3,8 @@ section 3 applied around the handler's reads and writes, and the CallRecord
 kept up to date as it goes (section 4)."""
 
 import asyncio
+import base64
+import binascii
 import functools
 import json
 
@@ -29,14 +31,18 @@ CANCEL_GRACE_S = 0.005
 class Fail(Exception):
     """Ends the call with a status of the handler's own."""
 
-    def __init__(self, code, message=""):
+    def __init__(self, code, message="", scripted=False):
         super().__init__(f"status {code}: {message}")
         self.code = code
         self.message = message
+        # The x-conform-fail-after status, which carries the scripted details.
+        self.scripted = scripted
 
 
 # Longest pause a header may ask for, as the reference bounds it.
 MAX_PAUSE_MS = 600_000
+# Largest x-conform-response-size, as the reference bounds it (16 MiB).
+MAX_RESPONSE_SIZE = 16 * 1024 * 1024
 _U32_MAX = 2**32 - 1
 
 
@@ -110,14 +116,19 @@ class Call:
         self.fail_code = grpc.StatusCode.UNKNOWN.value[0]
         self.fail_message = ""
         self.response_encoding = headers.get("x-conform-response-encoding")
-        self.echo_initial = headers.get("x-grpc-test-echo-initial")
+        self.response_size = None
+        self.fail_details = None
         self.unary_prepared = False
         self.compression = None
         self.metadata_sent = False
-        self.trailers = ()
-        for key, value in context.invocation_metadata() or ():
-            if key == "x-grpc-test-echo-trailing-bin":
-                self.trailers = ((key, value),)
+        # Every value of a repeated echo header, in order.
+        metadata = tuple(context.invocation_metadata() or ())
+        self.echo_initial = tuple(
+            (k, v) for k, v in metadata if k == "x-grpc-test-echo-initial"
+        )
+        self.trailers = tuple(
+            (k, v) for k, v in metadata if k == "x-grpc-test-echo-trailing-bin"
+        )
 
     async def begin(self):
         """What happens before the handler's body: echo headers and the
@@ -131,10 +142,8 @@ class Call:
             # handler, so "when the client accepts it" cannot be honoured here
             # (README: known limitations).
             self.context.set_compression(self.compression)
-        if self.echo_initial is not None:
-            await self.context.send_initial_metadata(
-                (("x-grpc-test-echo-initial", self.echo_initial),)
-            )
+        if self.echo_initial:
+            await self.context.send_initial_metadata(self.echo_initial)
             self.metadata_sent = True
         self._parse_control()
 
@@ -159,13 +168,40 @@ class Call:
                 raise _control_error("x-conform-fail-message", message,
                                      "percent-decodes to invalid UTF-8") from None
         self.close_after = _number(h, "x-conform-close-after-requests")
+        self.response_size = _number(h, "x-conform-response-size")
+        if self.response_size is not None and self.response_size > MAX_RESPONSE_SIZE:
+            raise _control_error("x-conform-response-size", h["x-conform-response-size"],
+                                 "sizes above 16777216 bytes are refused")
+        if self.fail_after is not None:
+            self.fail_details = self._details()
 
+    def _details(self):
+        """x-conform-fail-details-bin: grpcio hands -bin values over decoded;
+        a build that passes the text is decoded here (padded or not)."""
+        for key, value in self.context.invocation_metadata() or ():
+            if key != "x-conform-fail-details-bin":
+                continue
+            if isinstance(value, bytes):
+                return value
+            try:
+                return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                raise _control_error("x-conform-fail-details-bin", value, "expected base64") from None
+        return None
+
+    def pad(self, text):
+        """text padded at its end with x to x-conform-response-size UTF-8
+        bytes; a longer text is left as it is."""
+        if self.response_size is None:
+            return text
+        missing = self.response_size - len(text.encode("utf-8"))
+        return text + "x" * missing if missing > 0 else text
     async def fail_at_start(self):
         """fail-after 0: the scripted status after delay-ms, before anything
         else (before any request is read)."""
         if self.fail_after == 0:
             await self.pause(self.delay_ms)
-            raise Fail(self.fail_code, self.fail_message)
+            raise Fail(self.fail_code, self.fail_message, scripted=True)
 
     async def pause(self, ms):
         if ms:
@@ -241,7 +277,7 @@ class Call:
             raise
         self.state.response_sent()
         if self.fail_after and self.state.record.responses_sent == self.fail_after:
-            raise Fail(self.fail_code, self.fail_message)
+            raise Fail(self.fail_code, self.fail_message, scripted=True)
 
     def expired(self):
         remaining = self.context.time_remaining()
@@ -306,8 +342,11 @@ async def _end_with(context, call, fail):
     grpcio) and the echoed trailer. abort() refuses OK, so a scripted OK
     (fail-code 0) sets the status and lets the handler return nothing."""
     code = _STATUS_BY_NUMBER[fail.code]
+    trailers = call.trailers
+    if call.fail_details is not None and fail.scripted:
+        trailers = trailers + (("grpc-status-details-bin", call.fail_details),)
     if code is grpc.StatusCode.OK:
         context.set_code(code)
         context.set_details(fail.message)
         return None
-    await context.abort(code, fail.message, call.trailers)
+    await context.abort(code, fail.message, trailers)

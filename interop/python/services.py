@@ -35,7 +35,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             await call.write(
                 chat_pb2.Message(
                     user="server",
-                    content="echo: " + message.content,
+                    content=call.pad("echo: " + message.content),
                     timestamp=int(time.time()),
                 )
             )
@@ -48,20 +48,20 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
     @contract_call("/Greeter/SayHello", single_request=True)
     async def SayHello(self, call, request):
         await call.fail_at_start()
-        return greeter_pb2.HelloReply(message="Hello " + request.name)
+        return greeter_pb2.HelloReply(message=call.pad("Hello " + request.name))
 
     @contract_call("/Greeter/ServerStream", single_request=True, stream_response=True)
     async def ServerStream(self, call, request):
         await call.fail_at_start()
         count = 3 if call.response_count is None else call.response_count
         for i in range(1, count + 1):
-            await call.write(greeter_pb2.StreamResponseData(data=f"{request.data}-{i}"))
+            await call.write(greeter_pb2.StreamResponseData(data=call.pad(f"{request.data}-{i}")))
 
     @contract_call("/Greeter/ClientStream")
     async def ClientStream(self, call, _requests):
         await call.fail_at_start()
         received = await call.read_all()
-        return greeter_pb2.StreamResponseData(data=",".join(r.data for r in received))
+        return greeter_pb2.StreamResponseData(data=call.pad(",".join(r.data for r in received)))
 
     @contract_call("/Greeter/AllStream", stream_response=True)
     async def AllStream(self, call, _requests):
@@ -70,7 +70,7 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
             request = await call.read()
             if request is None:
                 break
-            await call.write(greeter_pb2.StreamResponseData(data="echo: " + request.data))
+            await call.write(greeter_pb2.StreamResponseData(data=call.pad("echo: " + request.data)))
 
 
 def summarise(readings):
@@ -121,6 +121,10 @@ class SensorService(sensor_pb2_grpc.SensorServiceServicer):
         await call.before_unary_response()
         for r in readings:
             self.latest[r.device_id] = r
+        if call.response_size is not None:
+            # The contract pads the last device id, or one added when none.
+            last = summary.device_ids.pop() if summary.device_ids else ""
+            summary.device_ids.append(call.pad(last))
         return summary
 
     @contract_call("/SensorService/Watch", single_request=True, stream_response=True)
@@ -134,7 +138,7 @@ class SensorService(sensor_pb2_grpc.SensorServiceServicer):
         for i in range(count):
             await call.write(
                 sensor_pb2.SensorData(
-                    timestamp=1000 + i, temperature=20.0 + 0.25 * i, device_id=request.device_id
+                    timestamp=1000 + i, temperature=20.0 + 0.25 * i, device_id=call.pad(request.device_id)
                 )
             )
 
@@ -146,7 +150,10 @@ class SensorService(sensor_pb2_grpc.SensorServiceServicer):
         reading = self.latest.get(request.device_id)
         if reading is None:
             raise Fail(NOT_FOUND, f"Latest: no Record call stored a reading for device {quoted(request.device_id)}")
-        return reading
+        reply = sensor_pb2.SensorData()
+        reply.CopyFrom(reading)
+        reply.device_id = call.pad(reading.device_id)
+        return reply
 
 
 class Observer(observer_pb2_grpc.ObserverServicer):

@@ -151,7 +151,7 @@ const PAUSE: &str = "300";
 const PAUSE_SEEN: Duration = Duration::from_millis(250);
 
 /// Every control header, each on a call of its own.
-const CONTROL_PROBES: [ControlProbe; 10] = [
+const CONTROL_PROBES: [ControlProbe; 12] = [
     ControlProbe {
         header: contract::FAIL_AFTER,
         ask: fail_probe,
@@ -250,7 +250,42 @@ const CONTROL_PROBES: [ControlProbe; 10] = [
         },
         ignored: |a| !a.trailers.contains_key(contract::ECHO_TRAILING),
     },
+    ControlProbe {
+        header: contract::RESPONSE_SIZE,
+        ask: || {
+            Ask::new("/Greeter/SayHello")
+                .header(contract::RESPONSE_SIZE, "64")
+                .requests(hello())
+        },
+        honoured: |a| {
+            a.hello_reply()
+                .is_some_and(|m| m.len() == 64 && m.starts_with("Hello probe"))
+        },
+        ignored: |a| a.hello_reply().as_deref() == Some("Hello probe"),
+    },
+    ControlProbe {
+        header: contract::FAIL_DETAILS_BIN,
+        ask: || {
+            Ask::new("/Greeter/SayHello")
+                .header(contract::FAIL_AFTER, "0")
+                .header(contract::FAIL_CODE, "3")
+                .header(contract::FAIL_DETAILS_BIN, STATUS_DETAILS)
+                .requests(hello())
+        },
+        // The same bytes back, whichever base64 padding the stack emits.
+        honoured: |a| {
+            a.trailers
+                .get("grpc-status-details-bin")
+                .is_some_and(|v| v.trim_end_matches('=') == STATUS_DETAILS)
+        },
+        ignored: |a| !a.trailers.contains_key("grpc-status-details-bin"),
+    },
 ];
+
+/// A `google.rpc.Status` (INVALID_ARGUMENT, "bad requests") with a
+/// BadRequest detail, in base64: some stacks (grpc-go) send
+/// `grpc-status-details-bin` only for a status that carries details.
+const STATUS_DETAILS: &str = "CAMSDGJhZCByZXF1ZXN0cxpICil0eXBlLmdvb2dsZWFwaXMuY29tL2dvb2dsZS5ycGMuQmFkUmVxdWVzdBIbChkKBG5hbWUSEW11c3Qgbm90IGJlIGVtcHR5";
 
 fn fail_probe() -> Ask {
     Ask::new("/Greeter/SayHello")
@@ -383,12 +418,17 @@ struct Answer {
 }
 
 impl Answer {
-    /// Whether the one reply is SayHello's to the probe's request.
-    fn says_hello(&self) -> bool {
+    /// The text of the one SayHello reply.
+    fn hello_reply(&self) -> Option<String> {
         self.messages
             .first()
             .and_then(|m| HelloReply::decode(m.1.as_slice()).ok())
-            .is_some_and(|r| r.message == "Hello probe")
+            .map(|r| r.message)
+    }
+
+    /// Whether the one reply is SayHello's to the probe's request.
+    fn says_hello(&self) -> bool {
+        self.hello_reply().as_deref() == Some("Hello probe")
     }
 
     /// The `data` of a ClientStream reply.

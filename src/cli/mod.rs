@@ -7,6 +7,7 @@
 pub mod check;
 pub mod color;
 pub mod config;
+pub mod coverage;
 pub mod install;
 pub mod list;
 pub mod out;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Print the man page (roff; `grpc-conform man > grpc-conform.1`), or
     /// write a page per subcommand with --dir.
     Man(install::ManArgs),
+    /// Map the rule list onto the fixtures' `rule` fields: print or write
+    /// docs/coverage.md, or check that it is current.
+    Coverage(coverage::CoverageArgs),
 }
 
 /// Runs what the command line asks: the exit code of a job that ran to its
@@ -75,6 +79,7 @@ pub async fn execute(cli: Cli, matches: &clap::ArgMatches) -> Result<u8, run::Cl
         Some(Command::Check(args)) => check::execute(&args),
         Some(Command::Completions(args)) => install::completions(&args),
         Some(Command::Man(args)) => install::man(&args),
+        Some(Command::Coverage(args)) => coverage::execute(&args),
         None => run::execute(cli.run, matches).await,
     }
 }

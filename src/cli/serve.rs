@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// under the open-file limit (`ulimit -n`).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised; streams beyond it are
+    /// refused with REFUSED_STREAM (200 when absent).
+    #[arg(long)]
+    pub max_concurrent_streams: Option<u32>,
+
     /// Do not serve the Observer (GetCall answers UNIMPLEMENTED), to play a
     /// server that does not implement it.
     #[arg(long)]
@@ -146,6 +151,7 @@ impl ServeArgs {
             handshake_timeout: self.handshake_timeout,
             first_call_timeout: self.first_call_timeout,
             max_connections: self.max_connections as usize,
+            max_concurrent_streams: self.max_concurrent_streams,
             observer: !self.no_observer,
             control_headers: !self.no_control_headers,
         }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Received messages a conversation records at most.
 pub const MAX_MESSAGES: u64 = 1_000;
 /// Bytes of received messages (decompressed) a conversation records at most.
-pub const MAX_MESSAGE_BYTES: u64 = 1024 * 1024;
+pub const MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// One conversation's count of received messages; shared by its calls,
 /// which may run at once.

@@ -266,9 +266,18 @@ impl CallRun<'_> {
     ) -> Result<(), Stop> {
         match step {
             Step::Send(s) => {
-                let compressed = self.send_one(call, &s.message, s.compressed)?;
+                let sized;
+                let message = match s.size {
+                    None => &s.message,
+                    Some(size) => {
+                        sized = message::sized(&self.method.input(), &s.message, size)
+                            .map_err(Stop::Failed)?;
+                        &sized
+                    }
+                };
+                let compressed = self.send_one(call, message, s.compressed)?;
                 let json =
-                    message::canonical(&self.method.input(), &s.message).map_err(Stop::Failed)?;
+                    message::canonical(&self.method.input(), message).map_err(Stop::Failed)?;
                 ev.push(Event::Sent {
                     json: message::one_line(&json),
                     compressed,

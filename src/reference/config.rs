@@ -124,6 +124,8 @@ pub struct ReferenceConfig {
     /// has, the new one is refused with GOAWAY REFUSED_STREAM
     /// `too_many_connections` and closed.
     pub max_connections: usize,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; hyper's default (200) when `None`.
+    pub max_concurrent_streams: Option<u32>,
     /// Serve the Observer (`conform.v1.Observer`); off, GetCall is
     /// UNIMPLEMENTED, as on a server that does not implement it.
     pub observer: bool,
@@ -148,6 +150,7 @@ impl Default for ReferenceConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             first_call_timeout: DEFAULT_FIRST_CALL_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_concurrent_streams: None,
             observer: true,
             control_headers: true,
         }

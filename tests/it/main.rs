@@ -3,6 +3,7 @@
 mod bounds;
 mod capabilities;
 mod cli;
+mod coverage;
 mod faulty;
 mod fuzz;
 mod runner;

@@ -65,11 +65,20 @@ void ChooseResponseEncoding(grpc::ServerContext* ctx) {
 // Sends x-grpc-test-echo-initial back as a response header and
 // x-grpc-test-echo-trailing-bin as a trailer (C++ re-encodes the -bin value).
 void EchoInteropHeaders(grpc::ServerContext* ctx) {
-  std::string v;
-  if (Header(*ctx, "x-grpc-test-echo-initial", &v)) ctx->AddInitialMetadata("x-grpc-test-echo-initial", v);
-  if (Header(*ctx, "x-grpc-test-echo-trailing-bin", &v)) {
-    ctx->AddTrailingMetadata("x-grpc-test-echo-trailing-bin", v);
-  }
+  // Every value of a repeated echo header, in order.
+  auto echo = [ctx](const char* key, bool initial) {
+    auto range = ctx->client_metadata().equal_range(key);
+    for (auto it = range.first; it != range.second; ++it) {
+      std::string value(it->second.data(), it->second.size());
+      if (initial) {
+        ctx->AddInitialMetadata(key, value);
+      } else {
+        ctx->AddTrailingMetadata(key, value);
+      }
+    }
+  };
+  echo("x-grpc-test-echo-initial", true);
+  echo("x-grpc-test-echo-trailing-bin", false);
 }
 
 }  // namespace

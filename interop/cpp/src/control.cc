@@ -98,6 +98,7 @@ grpc::Status ParseFailure(const grpc::ServerContext& ctx, Control* out) {
       return ControlError(ctx, "x-conform-fail-message", "percent-decodes to invalid UTF-8");
     }
   }
+  Header(ctx, "x-conform-fail-details-bin", &out->fail_details);
   return grpc::Status::OK;
 }
 
@@ -139,6 +140,10 @@ grpc::Status Control::Parse(const grpc::ServerContext& ctx, Control* out) {
   if (bad.ok()) bad = ParsePause(ctx, "x-conform-response-interval-ms", &out->interval);
   if (bad.ok()) bad = ParsePause(ctx, "x-conform-delay-ms", &out->delay);
   if (bad.ok()) bad = Number(ctx, "x-conform-close-after-requests", &out->close_after);
+  if (bad.ok()) bad = Number(ctx, "x-conform-response-size", &out->response_size);
+  if (bad.ok() && out->response_size > 16 * 1024 * 1024) {
+    bad = ControlError(ctx, "x-conform-response-size", "sizes above 16777216 bytes are refused");
+  }
   return bad;
 }
 
@@ -146,7 +151,7 @@ std::optional<grpc::Status> Control::FailAtStart(grpc::ServerContext* ctx) const
   if (fail_after != 0) return std::nullopt;
   grpc::Status paused = Pause(ctx, delay);
   if (!paused.ok()) return paused;
-  return grpc::Status(fail_code, fail_message);
+  return grpc::Status(fail_code, fail_message, fail_details);
 }
 
 grpc::Status Control::BeforeResponse(grpc::ServerContext* ctx, int sent) const {
@@ -154,7 +159,7 @@ grpc::Status Control::BeforeResponse(grpc::ServerContext* ctx, int sent) const {
 }
 
 std::optional<grpc::Status> Control::AfterResponse(int sent) const {
-  if (fail_after > 0 && sent == fail_after) return grpc::Status(fail_code, fail_message);
+  if (fail_after > 0 && sent == fail_after) return grpc::Status(fail_code, fail_message, fail_details);
   return std::nullopt;
 }
 

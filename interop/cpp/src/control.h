@@ -35,6 +35,18 @@ struct Control {
   /// Stops reading a client or bidi stream after that many requests and
   /// finishes OK, -1: never.
   int64_t close_after = -1;
+  /// Pads each response's text to that many bytes, -1: none.
+  int64_t response_size = -1;
+  /// x-conform-fail-details-bin (C++ hands -bin values over decoded), sent
+  /// as grpc-status-details-bin with the scripted failure.
+  std::string fail_details;
+
+  /// `text` padded at its end with x to response_size bytes; a longer text,
+  /// or no header, leaves it as it is.
+  std::string Pad(std::string text) const {
+    if (response_size > static_cast<int64_t>(text.size())) text.append(response_size - text.size(), 'x');
+    return text;
+  }
 
   /// Reads the headers of `ctx`'s call into `out`; a malformed number is
   /// INVALID_ARGUMENT naming the header, so a typo in a fixture is not read

@@ -96,7 +96,7 @@ Status GreeterImpl::SayHello(grpc::ServerContext* ctx, const HelloRequest* req, 
   // call OK without one.
   if (auto end = call.Start()) return call.Finish(*end, true);
   Status paced = call.BeforeResponse(0);
-  if (paced.ok()) reply->set_message("Hello " + req->name());
+  if (paced.ok()) reply->set_message(call.control().Pad("Hello " + req->name()));
   return call.Finish(paced, true);
 }
 
@@ -106,7 +106,7 @@ Status GreeterImpl::ServerStream(grpc::ServerContext* ctx, const StreamRequestDa
   return call.Finish(SendStream(call, stream, call.control().Count(3),
                                 [&](int i) {
                                   StreamResponseData out;
-                                  out.set_data(req->data() + "-" + std::to_string(i + 1));
+                                  out.set_data(call.control().Pad(req->data() + "-" + std::to_string(i + 1)));
                                   return out;
                                 }),
                      false);
@@ -120,7 +120,7 @@ Status GreeterImpl::ClientStream(grpc::ServerContext* ctx, grpc::ServerReader<St
   if (read.ok()) {
     std::string joined;
     for (size_t i = 0; i < got.size(); ++i) joined += (i ? "," : "") + got[i].data();
-    reply->set_data(joined);
+    reply->set_data(call.control().Pad(joined));
   }
   return call.Finish(read, true);
 }
@@ -129,9 +129,9 @@ Status GreeterImpl::AllStream(grpc::ServerContext* ctx,
                               grpc::ServerReaderWriter<StreamResponseData, StreamRequestData>* stream) {
   CallScope call(calls_, ctx, "/Greeter/AllStream", Mode::kStreamRequest);
   return call.Finish(EchoEach(call, stream,
-                              [](const StreamRequestData& req) {
+                              [&call](const StreamRequestData& req) {
                                 StreamResponseData out;
-                                out.set_data("echo: " + req.data());
+                                out.set_data(call.control().Pad("echo: " + req.data()));
                                 return out;
                               }),
                      false);
@@ -140,10 +140,10 @@ Status GreeterImpl::AllStream(grpc::ServerContext* ctx,
 Status ChatImpl::ChatStream(grpc::ServerContext* ctx, grpc::ServerReaderWriter<Message, Message>* stream) {
   CallScope call(calls_, ctx, "/ChatService/ChatStream", Mode::kStreamRequest);
   return call.Finish(EchoEach(call, stream,
-                              [](const Message& req) {
+                              [&call](const Message& req) {
                                 Message out;
                                 out.set_user("server");
-                                out.set_content("echo: " + req.content());
+                                out.set_content(call.control().Pad("echo: " + req.content()));
                                 out.set_timestamp(static_cast<int64_t>(std::time(nullptr)));
                                 return out;
                               }),
@@ -159,6 +159,12 @@ Status SensorImpl::Record(grpc::ServerContext* ctx, grpc::ServerReader<SensorDat
   });
   if (read.ok()) {
     *reply = Summarise(readings);
+    if (call.control().response_size >= 0) {
+      // The contract pads the last device id, or one added when none.
+      if (reply->device_ids_size() == 0) reply->add_device_ids("");
+      auto* last = reply->mutable_device_ids(reply->device_ids_size() - 1);
+      *last = call.control().Pad(*last);
+    }
     std::lock_guard<std::mutex> lock(mu_);
     for (const SensorData& r : readings) latest_[r.device_id()] = r;
   }
@@ -177,7 +183,7 @@ Status SensorImpl::Watch(grpc::ServerContext* ctx, const WatchRequest* req, grpc
                                   SensorData out;
                                   out.set_timestamp(1000 + i);
                                   out.set_temperature(20.0f + 0.25f * i);
-                                  out.set_device_id(req->device_id());
+                                  out.set_device_id(call.control().Pad(req->device_id()));
                                   return out;
                                 }),
                      false);
@@ -200,6 +206,7 @@ Status SensorImpl::Latest(grpc::ServerContext* ctx, const DeviceQuery* req, Sens
           true);
     }
     *reply = it->second;
+    reply->set_device_id(call.control().Pad(reply->device_id()));
   }
   return call.Finish(call.BeforeResponse(0), true);
 }

@@ -275,11 +275,12 @@ func streamObserver(srv interface{}, ss grpc.ServerStream, _ *grpc.StreamServerI
 // decoded -bin value).
 func echoInteropHeaders(ctx context.Context, setHeader, setTrailer func(context.Context, metadata.MD) error) {
 	md, _ := metadata.FromIncomingContext(ctx)
+	// Every value of a repeated echo header, in order.
 	if v := md.Get("x-grpc-test-echo-initial"); len(v) > 0 {
-		_ = setHeader(ctx, metadata.Pairs("x-grpc-test-echo-initial", v[0]))
+		_ = setHeader(ctx, metadata.MD{"x-grpc-test-echo-initial": v})
 	}
 	if v := md.Get("x-grpc-test-echo-trailing-bin"); len(v) > 0 {
-		_ = setTrailer(ctx, metadata.Pairs("x-grpc-test-echo-trailing-bin", v[0]))
+		_ = setTrailer(ctx, metadata.MD{"x-grpc-test-echo-trailing-bin": v})
 	}
 }
 

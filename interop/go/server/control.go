@@ -20,6 +20,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/golang/protobuf/proto"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -28,6 +30,9 @@ import (
 // maxPause bounds delay-ms and response-interval-ms, as the reference does:
 // every wait is bounded.
 const maxPause = 600000
+
+// maxResponseSize bounds x-conform-response-size, as the reference does.
+const maxResponseSize = 16 * 1024 * 1024
 
 // control is one call's script, read from its request headers.
 type control struct {
@@ -43,6 +48,10 @@ type control struct {
 	// closeAfter ends a client or bidi stream with OK after that many
 	// requests, -1 for never.
 	closeAfter int64
+	// responseSize pads each response's text to that many bytes, -1 for none.
+	responseSize int64
+	// details is the google.rpc.Status of x-conform-fail-details-bin.
+	details *spb.Status
 }
 
 // readControl parses the control headers of ctx's call; a malformed value is
@@ -50,7 +59,7 @@ type control struct {
 // read as "absent".
 func readControl(ctx context.Context) (*control, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	c := &control{responseCount: -1, failAfter: -1, failCode: codes.Unknown, closeAfter: -1}
+	c := &control{responseCount: -1, failAfter: -1, failCode: codes.Unknown, closeAfter: -1, responseSize: -1}
 	// The reference's order and wording, so that the same typo gives the same
 	// status message on every peer.
 	if err := number(md, "x-conform-fail-after", &c.failAfter); err != nil {
@@ -74,7 +83,22 @@ func readControl(ctx context.Context) (*control, error) {
 	if err := number(md, "x-conform-close-after-requests", &c.closeAfter); err != nil {
 		return nil, err
 	}
+	if err := number(md, "x-conform-response-size", &c.responseSize); err != nil {
+		return nil, err
+	}
+	if c.responseSize > maxResponseSize {
+		return nil, controlError("x-conform-response-size", md, "sizes above 16777216 bytes are refused")
+	}
 	return c, nil
+}
+
+// pad is text padded at its end with x to x-conform-response-size bytes; a
+// longer text, or no header, leaves it as it is.
+func (c *control) pad(text string) string {
+	if c == nil || int64(len(text)) >= c.responseSize {
+		return text
+	}
+	return text + strings.Repeat("x", int(c.responseSize)-len(text))
 }
 
 // readFailure reads fail-code and fail-message, which count only with
@@ -88,6 +112,13 @@ func (c *control) readFailure(md metadata.MD) error {
 		return controlError("x-conform-fail-code", md, "expected a gRPC status code from 0 to 16")
 	}
 	c.failCode = codes.Code(code)
+	// grpc-go hands -bin values over base64-decoded (padded or not).
+	if v := md.Get("x-conform-fail-details-bin"); len(v) > 0 {
+		c.details = &spb.Status{}
+		if err := proto.Unmarshal([]byte(v[0]), c.details); err != nil {
+			return status.Errorf(codes.InvalidArgument, "control header x-conform-fail-details-bin: not a google.rpc.Status: %v", err)
+		}
+	}
 	if v := md.Get("x-conform-fail-message"); len(v) > 0 {
 		// The header carries the message percent-encoded, as grpc-message
 		// does (a header value can't hold every text); grpc-go encodes it
@@ -160,6 +191,11 @@ var errScriptedOK = errors.New("scripted end with status OK")
 func (c *control) failure() error {
 	if c.failCode == codes.OK {
 		return errScriptedOK
+	}
+	if c.details != nil {
+		// grpc-go writes grpc-status-details-bin from the status's proto, and
+		// only when it has details; its code and message are the proto's.
+		return status.FromProto(c.details).Err()
 	}
 	return status.Error(c.failCode, c.failMsg)
 }

@@ -13,6 +13,7 @@ import (
 
 	"conform/pb"
 
+	"github.com/golang/protobuf/proto"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -33,7 +34,7 @@ func (greeter) SayHello(ctx context.Context, req *pb.HelloRequest) (*pb.HelloRep
 	if err := ctl.beforeResponse(ctx, 0); err != nil {
 		return nil, err
 	}
-	return &pb.HelloReply{Message: "Hello " + req.Name}, nil
+	return &pb.HelloReply{Message: ctl.pad("Hello " + req.Name)}, nil
 }
 
 func (greeter) ServerStream(req *pb.StreamRequestData, stream pb.Greeter_ServerStreamServer) error {
@@ -43,7 +44,7 @@ func (greeter) ServerStream(req *pb.StreamRequestData, stream pb.Greeter_ServerS
 		return err
 	}
 	return sendStream(ctx, ctl, ctl.count(3), func(i int) error {
-		return stream.Send(&pb.StreamResponseData{Data: fmt.Sprintf("%s-%d", req.Data, i+1)})
+		return stream.Send(&pb.StreamResponseData{Data: ctl.pad(fmt.Sprintf("%s-%d", req.Data, i+1))})
 	})
 }
 
@@ -61,7 +62,7 @@ func (greeter) ClientStream(stream pb.Greeter_ClientStreamServer) error {
 	if err != nil {
 		return err
 	}
-	return stream.SendAndClose(&pb.StreamResponseData{Data: strings.Join(data, ",")})
+	return stream.SendAndClose(&pb.StreamResponseData{Data: ctl.pad(strings.Join(data, ","))})
 }
 
 // readRequests runs a client stream's script: fail-after 0 at the start, then
@@ -88,12 +89,14 @@ func readRequests[M any](ctx context.Context, ctl *control, recv func() (M, erro
 }
 
 func (greeter) AllStream(stream pb.Greeter_AllStreamServer) error {
+	// A malformed header is reported by echoEach; a nil control pads nothing.
+	ctl, _ := readControl(stream.Context())
 	return echoEach(stream.Context(), func() (func() error, error) {
 		req, err := stream.Recv()
 		if err != nil {
 			return nil, err
 		}
-		return func() error { return stream.Send(&pb.StreamResponseData{Data: "echo: " + req.Data}) }, nil
+		return func() error { return stream.Send(&pb.StreamResponseData{Data: ctl.pad("echo: " + req.Data)}) }, nil
 	})
 }
 
@@ -103,6 +106,8 @@ type chat struct {
 }
 
 func (chat) ChatStream(stream pb.ChatService_ChatStreamServer) error {
+	// A malformed header is reported by echoEach; a nil control pads nothing.
+	ctl, _ := readControl(stream.Context())
 	return echoEach(stream.Context(), func() (func() error, error) {
 		req, err := stream.Recv()
 		if err != nil {
@@ -110,7 +115,7 @@ func (chat) ChatStream(stream pb.ChatService_ChatStreamServer) error {
 		}
 		return func() error {
 			// The timestamp is taken when the answer goes out, after pacing.
-			return stream.Send(&pb.Message{User: "server", Content: "echo: " + req.Content, Timestamp: time.Now().Unix()})
+			return stream.Send(&pb.Message{User: "server", Content: ctl.pad("echo: " + req.Content), Timestamp: time.Now().Unix()})
 		}, nil
 	})
 }
@@ -198,7 +203,16 @@ func (s *sensors) Record(stream pb.SensorService_RecordServer) error {
 	if err != nil {
 		return err
 	}
-	if err := stream.SendAndClose(summarise(readings)); err != nil {
+	sum := summarise(readings)
+	if ctl.responseSize >= 0 {
+		// The contract pads the last device id, or one added when none.
+		last := ""
+		if n := len(sum.DeviceIds); n > 0 {
+			last, sum.DeviceIds = sum.DeviceIds[n-1], sum.DeviceIds[:n-1]
+		}
+		sum.DeviceIds = append(sum.DeviceIds, ctl.pad(last))
+	}
+	if err := stream.SendAndClose(sum); err != nil {
 		return err
 	}
 	s.store(readings)
@@ -256,7 +270,7 @@ func (s *sensors) Watch(req *pb.WatchRequest, stream pb.SensorService_WatchServe
 		limit = 3
 	}
 	return sendStream(ctx, ctl, ctl.count(limit), func(i int) error {
-		return stream.Send(&pb.SensorData{Timestamp: int64(1000 + i), Temperature: 20 + 0.25*float32(i), DeviceId: req.DeviceId})
+		return stream.Send(&pb.SensorData{Timestamp: int64(1000 + i), Temperature: 20 + 0.25*float32(i), DeviceId: ctl.pad(req.DeviceId)})
 	})
 }
 
@@ -280,5 +294,7 @@ func (s *sensors) Latest(ctx context.Context, q *pb.DeviceQuery) (*pb.SensorData
 	if err := ctl.beforeResponse(ctx, 0); err != nil {
 		return nil, err
 	}
-	return r, nil
+	reply := proto.Clone(r).(*pb.SensorData)
+	reply.DeviceId = ctl.pad(r.DeviceId)
+	return reply, nil
 }

@@ -27,7 +27,8 @@ final class ConformInterceptor implements ServerInterceptor {
   @Override
   public <Q, R> ServerCall.Listener<Q> interceptCall(
       ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
-    String echoInitial = headers.get(ECHO_INITIAL);
+    // Every value of a repeated echo header, in order.
+    Iterable<String> echoInitial = headers.getAll(ECHO_INITIAL);
     // Every value: grpc-java splits a comma-joined -bin header into several,
     // and get() would echo only the last of them.
     Iterable<byte[]> echoTrailing = headers.getAll(ECHO_TRAILING);
@@ -39,7 +40,9 @@ final class ConformInterceptor implements ServerInterceptor {
           public void sendHeaders(Metadata responseHeaders) {
             headersSent = true;
             if (echoInitial != null) {
-              responseHeaders.put(ECHO_INITIAL, echoInitial);
+              for (String value : echoInitial) {
+                responseHeaders.put(ECHO_INITIAL, value);
+              }
             }
             super.sendHeaders(responseHeaders);
           }
@@ -49,7 +52,9 @@ final class ConformInterceptor implements ServerInterceptor {
             // grpc-java answers trailers-only when no header went out: the
             // echoed response header then travels in that single block.
             if (!headersSent && echoInitial != null) {
-              trailers.put(ECHO_INITIAL, echoInitial);
+              for (String value : echoInitial) {
+                trailers.put(ECHO_INITIAL, value);
+              }
             }
             if (echoTrailing != null) {
               for (byte[] value : echoTrailing) {

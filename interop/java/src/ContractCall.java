@@ -43,9 +43,17 @@ final class ContractCall<Q, R> {
   static final class Fail extends Exception {
     final int code;
 
+    /** The x-conform-fail-after status, which carries the scripted details. */
+    final boolean scripted;
+
     Fail(int code, String message) {
+      this(code, message, false);
+    }
+
+    Fail(int code, String message, boolean scripted) {
       super(message);
       this.code = code;
+      this.scripted = scripted;
     }
   }
 
@@ -77,6 +85,17 @@ final class ContractCall<Q, R> {
   private Integer failAfter;
   private int failCode = Status.Code.UNKNOWN.value();
   private String failMessage = "";
+  /** x-conform-response-size, or null. */
+  Long responseSize;
+  /** x-conform-fail-details-bin, base64-decoded by grpc-java, or null. */
+  private byte[] failDetails;
+  /** The request headers. */
+  private final Metadata requestHeaders;
+  /** Largest x-conform-response-size, as the reference bounds it (16 MiB). */
+  private static final long MAX_RESPONSE_SIZE = 16L * 1024 * 1024;
+  /** grpc-status-details-bin, which grpc-java lets a server set in its trailers. */
+  private static final Metadata.Key<byte[]> STATUS_DETAILS =
+      Metadata.Key.of("grpc-status-details-bin", Metadata.BINARY_BYTE_MARSHALLER);
   private Integer closeAfter;
   private final LinkedBlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
   private final Object readiness = new Object();
@@ -89,6 +108,7 @@ final class ContractCall<Q, R> {
       headers = new Metadata();
     }
     x = CallRegistry.xHeaders(headers);
+    requestHeaders = headers;
     deadline = Context.current().getDeadline();
     String encoding =
         headers.get(Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER));
@@ -236,13 +256,34 @@ final class ContractCall<Q, R> {
       }
     }
     closeAfter = small(number("x-conform-close-after-requests"));
+    responseSize = number("x-conform-response-size");
+    if (responseSize != null && responseSize > MAX_RESPONSE_SIZE) {
+      throw controlError(
+          "x-conform-response-size",
+          x.get("x-conform-response-size"),
+          "sizes above 16777216 bytes are refused");
+    }
+    if (failAfter != null) {
+      failDetails =
+          requestHeaders.get(
+              Metadata.Key.of("x-conform-fail-details-bin", Metadata.BINARY_BYTE_MARSHALLER));
+    }
+  }
+
+  /** text padded at its end with x to x-conform-response-size UTF-8 bytes. */
+  String pad(String text) {
+    if (responseSize == null) {
+      return text;
+    }
+    long missing = responseSize - text.getBytes(StandardCharsets.UTF_8).length;
+    return missing > 0 ? text + "x".repeat((int) missing) : text;
   }
 
   /** fail-after 0: the scripted status after delay-ms, before any request is read. */
   void failAtStart() throws Fail, Cancelled, InterruptedException {
     if (failAfter != null && failAfter == 0) {
       sleep(delayMs);
-      throw new Fail(failCode, failMessage);
+      throw new Fail(failCode, failMessage, true);
     }
   }
 
@@ -352,7 +393,7 @@ final class ContractCall<Q, R> {
     out.onNext(message);
     state.responseSent();
     if (failAfter != null && failAfter > 0 && state.responsesSent() == failAfter) {
-      throw new Fail(failCode, failMessage);
+      throw new Fail(failCode, failMessage, true);
     }
   }
 
@@ -372,7 +413,11 @@ final class ContractCall<Q, R> {
       status = Status.UNKNOWN.withDescription("handler failed: " + error);
     }
     state.finish(Outcome.COMPLETED, status.getCode().value());
-    out.onError(status.asRuntimeException());
+    Metadata trailers = new Metadata();
+    if (error instanceof Fail && ((Fail) error).scripted && failDetails != null) {
+      trailers.put(STATUS_DETAILS, failDetails);
+    }
+    out.onError(status.asRuntimeException(trailers));
   }
 
   private void runUnary(UnaryBody<Q, R> body, Q request) {

@@ -40,7 +40,7 @@ final class Services {
               call.write(
                   Chat.Message.newBuilder()
                       .setUser("server")
-                      .setContent("echo: " + m.getContent())
+                      .setContent(call.pad("echo: " + m.getContent()))
                       .setTimestamp(System.currentTimeMillis() / 1000)
                       .build());
             }
@@ -68,7 +68,7 @@ final class Services {
           (call, r) -> {
             call.failAtStart();
             return GreeterOuterClass.HelloReply.newBuilder()
-                .setMessage("Hello " + r.getName())
+                .setMessage(call.pad("Hello " + r.getName()))
                 .build();
           });
     }
@@ -86,7 +86,7 @@ final class Services {
             call.failAtStart();
             int count = call.responseCount == null ? 3 : call.responseCount;
             for (int i = 1; i <= count; i++) {
-              call.write(data(r.getData() + "-" + i));
+              call.write(data(call.pad(r.getData() + "-" + i)));
             }
           });
     }
@@ -108,7 +108,7 @@ final class Services {
               }
               received.add(r.getData());
             }
-            return data(String.join(",", received));
+            return data(call.pad(String.join(",", received)));
           });
     }
 
@@ -126,7 +126,7 @@ final class Services {
               if (r == null) {
                 break;
               }
-              call.write(data("echo: " + r.getData()));
+              call.write(data(call.pad("echo: " + r.getData())));
             }
           });
     }
@@ -206,6 +206,13 @@ final class Services {
             for (Sensor.SensorData r : readings) {
               latest.put(r.getDeviceId(), r);
             }
+            if (call.responseSize != null) {
+              // The contract pads the last device id, or one added when none.
+              List<String> ids = new ArrayList<>(summary.getDeviceIdsList());
+              String last = ids.isEmpty() ? "" : ids.remove(ids.size() - 1);
+              ids.add(call.pad(last));
+              summary = summary.toBuilder().clearDeviceIds().addAllDeviceIds(ids).build();
+            }
             return summary;
           });
     }
@@ -231,7 +238,7 @@ final class Services {
                   Sensor.SensorData.newBuilder()
                       .setTimestamp(1000 + i)
                       .setTemperature(20.0f + 0.25f * i)
-                      .setDeviceId(r.getDeviceId())
+                      .setDeviceId(call.pad(r.getDeviceId()))
                       .build());
             }
           });
@@ -256,7 +263,7 @@ final class Services {
                   "Latest: no Record call stored a reading for device "
                       + ContractCall.quoted(r.getDeviceId()));
             }
-            return reading;
+            return reading.toBuilder().setDeviceId(call.pad(reading.getDeviceId())).build();
           });
     }
   }

@@ -3,6 +3,7 @@
 //! odd ids, codes and payloads parse.
 
 use super::super::Stop;
+use super::frames::{hex_bytes, setting_id};
 use crate::{
     descriptors::Descriptors,
     message,
@@ -72,7 +73,13 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
         };
         match step {
             RawStep::Open(o) => open(o.stream, &o.method)?,
+            RawStep::OpenFramed(o) => open(o.stream, &o.method)?,
             RawStep::ResetMany(r) => {
+                for k in 0..r.count {
+                    open(r.first_stream + 2 * k, &r.method)?;
+                }
+            }
+            RawStep::OpenMany(r) => {
                 for k in 0..r.count {
                     open(r.first_stream + 2 * k, &r.method)?;
                 }
@@ -86,7 +93,13 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
             | RawStep::Pause(_)
             | RawStep::Await(_)
             | RawStep::AwaitGoaway(_)
-            | RawStep::ServerSettings(_) => {}
+            | RawStep::ServerSettings(_)
+            | RawStep::PaddedMessage(_)
+            | RawStep::MessageBytes(_)
+            | RawStep::Priority(_)
+            | RawStep::UnknownFrame(_)
+            | RawStep::Settings(_)
+            | RawStep::WindowUpdate(_) => {}
         }
         let opened = |s: u32| {
             methods
@@ -122,7 +135,42 @@ pub fn validate(steps: &[RawStep], descriptors: &Descriptors) -> Result<(), (Str
                     return Err((at(".server_settings"), format!("no setting named {n}")));
                 }
             }
+            RawStep::OpenFramed(o) => {
+                if let Some(json) = &o.message {
+                    message::from_json(&opened(o.stream)?.input(), json)
+                        .map_err(|e| (at(".open_framed.message"), e))?;
+                }
+            }
+            RawStep::PaddedMessage(m) => {
+                message::from_json(&opened(m.stream)?.input(), &m.message)
+                    .map_err(|e| (at(".padded_message.message"), e))?;
+            }
+            RawStep::MessageBytes(m) => {
+                opened(m.stream)?;
+                hex_bytes(&m.hex).map_err(|e| stop(".message_bytes.hex", e))?;
+            }
+            RawStep::UnknownFrame(u) => {
+                hex_bytes(&u.payload).map_err(|e| stop(".unknown_frame.payload", e))?;
+                if u.kind <= 0x9 {
+                    return Err((
+                        at(".unknown_frame.type"),
+                        format!("type 0x{:x} is defined by RFC 9113", u.kind),
+                    ));
+                }
+            }
+            RawStep::Settings(pairs) => {
+                for (name, _) in pairs {
+                    setting_id(name).map_err(|e| stop(".settings", e))?;
+                }
+            }
+            RawStep::Priority(p) => {
+                if !(1..=256).contains(&p.weight) {
+                    return Err((at(".priority.weight"), "a weight is 1 to 256".into()));
+                }
+            }
             RawStep::Open(_)
+            | RawStep::OpenMany(_)
+            | RawStep::WindowUpdate(_)
             | RawStep::ResetMany(_)
             | RawStep::PingFlood(_)
             | RawStep::Pause(_)

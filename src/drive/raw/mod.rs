@@ -15,10 +15,13 @@
 //! - `conn`: the connection, its writer and reader task.
 //! - `connection`: the connection-level steps (PING, GOAWAY, SETTINGS).
 //! - `check`: validation of a raw script before anything is sent.
+//! - `frames`: frame-level steps (padding, PRIORITY, unknown frames and
+//!   settings, CONTINUATION, WINDOW_UPDATE, many streams at once).
 
 mod check;
 mod conn;
 mod connection;
+mod frames;
 
 pub use check::{error_code, ping_payload, validate};
 
@@ -313,6 +316,14 @@ impl Script<'_> {
             RawStep::PingFlood(p) => self.ping_flood(p, ev).await?,
             RawStep::AwaitGoaway(a) => self.await_goaway(a, ev).await,
             RawStep::ServerSettings(names) => self.server_settings(names, ev).await?,
+            RawStep::OpenFramed(o) => self.open_framed(o, ev).await?,
+            RawStep::OpenMany(o) => self.open_many(o, ev).await?,
+            RawStep::PaddedMessage(m) => self.padded_message(m, ev).await?,
+            RawStep::MessageBytes(m) => self.message_bytes(m, ev).await?,
+            RawStep::Priority(p) => self.priority(p, ev).await?,
+            RawStep::UnknownFrame(u) => self.unknown_frame(u, ev).await?,
+            RawStep::Settings(pairs) => self.settings(pairs, ev).await?,
+            RawStep::WindowUpdate(w) => self.window_update(w, ev).await?,
             RawStep::Pause(p) => {
                 ev.push(Event::Paused { ms: p.ms });
                 sleep(self.scaled(p.ms)).await;

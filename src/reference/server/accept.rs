@@ -196,6 +196,9 @@ async fn serve_connection<IO>(
     let service = CallLayer::new(config.clone(), registry, state.clone()).layer(routes);
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
+    if let Some(n) = config.max_concurrent_streams {
+        builder.max_concurrent_streams(n);
+    }
     if let Some(keepalive) = &config.keepalive {
         builder
             .keep_alive_interval(keepalive.interval)

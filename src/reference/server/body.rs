@@ -150,7 +150,7 @@ pub struct ResponseBody<B> {
     /// The call's deadline, still enforced after the headers.
     deadline: Option<Pin<Box<Sleep>>>,
     /// `x-grpc-test-echo-trailing-bin` to add to the trailers.
-    echo_trailing: Option<HeaderValue>,
+    echo_trailing: Vec<HeaderValue>,
     /// The trailers went out (or never will): a drop is no cancel.
     ended: bool,
     /// Keeps the call counted as open until the body is done with.
@@ -163,7 +163,7 @@ impl<B> ResponseBody<B> {
         inner: B,
         ctx: CallCtx,
         deadline: Option<Pin<Box<Sleep>>>,
-        echo_trailing: Option<HeaderValue>,
+        echo_trailing: Vec<HeaderValue>,
         guard: Option<CallGuard>,
     ) -> Self {
         ResponseBody {
@@ -184,7 +184,7 @@ impl<B> ResponseBody<B> {
             ctx,
             messages: MessageReader::new(),
             deadline: None,
-            echo_trailing: None,
+            echo_trailing: Vec::new(),
             ended: true,
             _guard: None,
         }
@@ -210,10 +210,11 @@ pub fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     )
 }
 
-/// Adds the echoed trailer to `trailers`.
-pub fn add_echo_trailing(trailers: &mut HeaderMap, echo: &Option<HeaderValue>) {
-    if let Some(value) = echo {
-        trailers.insert(ECHO_TRAILING, value.clone());
+/// Appends every value of an echo header under `name`, in order: duplicate
+/// names keep their order (PROTOCOL-HTTP2.md).
+pub fn add_echo(headers: &mut HeaderMap, name: &'static str, echo: &[HeaderValue]) {
+    for value in echo {
+        headers.append(name, value.clone());
     }
 }
 
@@ -242,7 +243,7 @@ where
                 if status.add_header(&mut trailers).is_err() {
                     trailers.insert("grpc-status", HeaderValue::from_static("4"));
                 }
-                add_echo_trailing(&mut trailers, &this.echo_trailing);
+                add_echo(&mut trailers, ECHO_TRAILING, &this.echo_trailing);
                 this.end(Outcome::DeadlineExceeded, Code::DeadlineExceeded as u32);
                 return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
             }
@@ -254,7 +255,7 @@ where
         match ready!(Pin::new(inner).poll_frame(cx)) {
             Some(Ok(frame)) => match frame.into_trailers() {
                 Ok(mut trailers) => {
-                    add_echo_trailing(&mut trailers, &this.echo_trailing);
+                    add_echo(&mut trailers, ECHO_TRAILING, &this.echo_trailing);
                     let code = grpc_status(&trailers).unwrap_or(Code::Unknown as u32);
                     this.end(Outcome::Completed, code);
                     Poll::Ready(Some(Ok(Frame::trailers(trailers))))

@@ -3,7 +3,7 @@
 //! headers, response encoding), enforces `grpc-timeout` for the whole call,
 //! and settles the outcome when the response ends or is dropped.
 
-use super::body::{add_echo_trailing, grpc_status, BoxError, RequestBody, ResponseBody};
+use super::body::{add_echo, grpc_status, BoxError, RequestBody, ResponseBody, ECHO_TRAILING};
 use super::conn::{CallGuard, ConnState};
 use super::deadline::{observer_millis, parse_grpc_timeout};
 use crate::contract::{CALL_ID as CALL_ID_HEADER, ECHO_INITIAL, RESPONSE_ENCODING};
@@ -69,13 +69,14 @@ pub struct CallService<S> {
     layer: CallLayer,
 }
 
-/// The echo headers a call asked for.
+/// The echo headers a call asked for: every value, in order, since
+/// duplicate names keep their order (PROTOCOL-HTTP2.md).
 #[derive(Clone, Debug, Default)]
 struct Echo {
-    /// `x-grpc-test-echo-initial`, sent back as a response header.
-    initial: Option<HeaderValue>,
-    /// `x-grpc-test-echo-trailing-bin`, sent back as a trailer.
-    trailing: Option<HeaderValue>,
+    /// `x-grpc-test-echo-initial`, sent back as response headers.
+    initial: Vec<HeaderValue>,
+    /// `x-grpc-test-echo-trailing-bin`, sent back as trailers.
+    trailing: Vec<HeaderValue>,
 }
 
 impl<S, B, RB> tower::Service<Request<B>> for CallService<S>
@@ -115,9 +116,30 @@ where
             metadata: x_metadata(&parts.headers),
         });
         let echo = Echo {
-            initial: parts.headers.get(ECHO_INITIAL).cloned(),
-            trailing: parts.headers.get(super::body::ECHO_TRAILING).cloned(),
+            initial: parts
+                .headers
+                .get_all(ECHO_INITIAL)
+                .iter()
+                .cloned()
+                .collect(),
+            trailing: parts
+                .headers
+                .get_all(ECHO_TRAILING)
+                .iter()
+                .cloned()
+                .collect(),
         };
+        if parts.method != http::Method::POST {
+            // PROTOCOL-HTTP2.md: Method is POST. 405 keeps a non-gRPC client
+            // from reading the error as a success (as the 415 below does).
+            let status = Status::internal(format!(
+                "invalid gRPC request method {:?}",
+                parts.method.as_str()
+            ));
+            let mut response = trailers_only(status, &echo);
+            *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+            return CallFuture::answered(response, Code::Internal, ctx, echo);
+        }
         if let Some(content_type) = non_grpc_content_type(&parts.headers) {
             // PROTOCOL-HTTP2.md: a server SHOULD answer 415, so that a non-gRPC
             // client does not read the error as a success; grpc-status as grpc-go.
@@ -257,13 +279,11 @@ impl<F> CallFuture<F> {
         guard: CallGuard,
     ) -> Response<ResponseBody<RB>> {
         let (mut parts, body) = response.into_parts();
-        if let Some(value) = &self.echo.initial {
-            parts.headers.insert(ECHO_INITIAL, value.clone());
-        }
+        add_echo(&mut parts.headers, ECHO_INITIAL, &self.echo.initial);
         let ctx = self.ctx.clone();
         if let Some(code) = grpc_status(&parts.headers) {
             // Trailers-only: the headers end the call.
-            add_echo_trailing(&mut parts.headers, &self.echo.trailing);
+            add_echo(&mut parts.headers, ECHO_TRAILING, &self.echo.trailing);
             ctx.finish(Outcome::Completed, code);
             return Response::from_parts(parts, ResponseBody::trailers_only(ctx));
         }
@@ -284,10 +304,8 @@ impl<F> Drop for CallFuture<F> {
 /// A trailers-only response carrying `status` and the echo headers.
 fn trailers_only(status: Status, echo: &Echo) -> Response<()> {
     let mut response = status.into_http::<()>();
-    if let Some(value) = &echo.initial {
-        response.headers_mut().insert(ECHO_INITIAL, value.clone());
-    }
-    add_echo_trailing(response.headers_mut(), &echo.trailing);
+    add_echo(response.headers_mut(), ECHO_INITIAL, &echo.initial);
+    add_echo(response.headers_mut(), ECHO_TRAILING, &echo.trailing);
     response
 }
 

@@ -1,5 +1,6 @@
 //! `ChatService`: the full-duplex echo chat (CONTRACT.md section 2).
 
+use super::control::pad_to;
 use super::script::{self, ResponseStream};
 use super::start;
 use crate::proto::contract::{chat_service_server::ChatService, Message};
@@ -22,10 +23,13 @@ impl ChatService for ChatServiceImpl {
         request: Request<Streaming<Message>>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
         let (pacer, ctx) = start(&request)?;
-        let responses = script::duplex(pacer, request.into_inner(), ctx, |m: Message| Message {
-            user: SERVER_USER.to_string(),
-            content: format!("echo: {}", m.content),
-            timestamp: unix_seconds(),
+        let size = pacer.control().response_size;
+        let responses = script::duplex(pacer, request.into_inner(), ctx, move |m: Message| {
+            Message {
+                user: SERVER_USER.to_string(),
+                content: pad_to(size, format!("echo: {}", m.content)),
+                timestamp: unix_seconds(),
+            }
         });
         Ok(Response::new(responses))
     }

@@ -9,14 +9,20 @@
 //! INVALID_ARGUMENT naming the header: a fixture with a typo must not pass
 //! silently as if the header were absent.
 
+use base64::Engine;
 use percent_encoding::percent_decode;
 use std::time::Duration;
 use tonic::{metadata::MetadataMap, Code, Status};
 
 pub use crate::contract::{
-    CLOSE_AFTER_REQUESTS, DELAY_MS, FAIL_AFTER, FAIL_CODE, FAIL_MESSAGE, RESPONSE_COUNT,
-    RESPONSE_INTERVAL_MS,
+    CLOSE_AFTER_REQUESTS, DELAY_MS, FAIL_AFTER, FAIL_CODE, FAIL_DETAILS_BIN, FAIL_MESSAGE,
+    RESPONSE_COUNT, RESPONSE_INTERVAL_MS, RESPONSE_SIZE,
 };
+
+/// Largest `x-conform-response-size`: 16 MiB, four times the default message
+/// limit, so a fixture can cross any limit without the reference building
+/// unbounded responses.
+pub const MAX_RESPONSE_SIZE: u32 = 16 * 1024 * 1024;
 
 /// Longest pause a header may ask for. A pause is a wait, and every wait of
 /// the reference is bounded; ten minutes is far beyond any fixture's need and
@@ -54,12 +60,19 @@ pub struct Fail {
     pub code: Code,
     /// The status message, already percent-decoded.
     pub message: String,
+    /// The `grpc-status-details-bin` bytes, already base64-decoded.
+    pub details: Option<Vec<u8>>,
 }
 
 impl Fail {
-    /// The status that ends the call.
+    /// The status that ends the call, with its details when the script gave some.
     pub fn status(&self) -> Status {
-        Status::new(self.code, self.message.clone())
+        match &self.details {
+            None => Status::new(self.code, self.message.clone()),
+            Some(details) => {
+                Status::with_details(self.code, self.message.clone(), details.clone().into())
+            }
+        }
     }
 }
 
@@ -77,6 +90,8 @@ pub struct Control {
     pub fail: Option<Fail>,
     /// Finish OK after this many requests without reading further.
     pub close_after_requests: Option<u32>,
+    /// Pad each response's text field to this many bytes.
+    pub response_size: Option<usize>,
 }
 
 impl Control {
@@ -88,6 +103,7 @@ impl Control {
                 after,
                 code: fail_code(metadata)?,
                 message: fail_message(metadata)?,
+                details: fail_details(metadata)?,
             }),
         };
         Ok(Control {
@@ -96,8 +112,25 @@ impl Control {
             delay: pause(metadata, DELAY_MS)?,
             fail,
             close_after_requests: number(metadata, CLOSE_AFTER_REQUESTS)?,
+            response_size: response_size(metadata)?,
         })
     }
+
+    /// `text` padded at its end with `x` to `x-conform-response-size` bytes;
+    /// a longer text, or no header, leaves it as it is.
+    pub fn pad(&self, text: String) -> String {
+        pad_to(self.response_size, text)
+    }
+}
+
+/// [`Control::pad`] for a size copied out of the control (response streams
+/// own their closures).
+pub fn pad_to(size: Option<usize>, mut text: String) -> String {
+    if let Some(size) = size {
+        let missing = size.saturating_sub(text.len());
+        text.extend(std::iter::repeat_n('x', missing));
+    }
+    text
 }
 
 /// The raw bytes of header `name`, if present. Bytes, not `to_str`: a client
@@ -162,6 +195,39 @@ fn fail_code(metadata: &MetadataMap) -> Result<Code, ControlError> {
     }
 }
 
+fn response_size(metadata: &MetadataMap) -> Result<Option<usize>, ControlError> {
+    match number(metadata, RESPONSE_SIZE)? {
+        Some(size) if size > MAX_RESPONSE_SIZE => {
+            let value = raw(metadata, RESPONSE_SIZE).unwrap_or_default();
+            Err(error(
+                RESPONSE_SIZE,
+                value,
+                "sizes above 16777216 bytes are refused",
+            ))
+        }
+        size => Ok(size.map(|s| s as usize)),
+    }
+}
+
+/// Padded and unpadded base64 are both accepted, as gRPC requires of `-bin`
+/// values.
+fn fail_details(metadata: &MetadataMap) -> Result<Option<Vec<u8>>, ControlError> {
+    let Some(value) = metadata
+        .get_bin(FAIL_DETAILS_BIN)
+        .map(|v| v.as_encoded_bytes())
+    else {
+        return Ok(None);
+    };
+    let trimmed = value
+        .strip_suffix(b"==")
+        .or_else(|| value.strip_suffix(b"="))
+        .unwrap_or(value);
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(trimmed)
+        .map(Some)
+        .map_err(|_| error(FAIL_DETAILS_BIN, value, "expected base64"))
+}
+
 /// The message is percent-decoded: a header cannot carry a newline, so a
 /// client sends the text percent-encoded as gRPC does for `grpc-message`.
 /// Decoding is lenient the same way (a `%` not followed by two hex digits
@@ -180,12 +246,13 @@ fn fail_message(metadata: &MetadataMap) -> Result<String, ControlError> {
 mod tests {
     use super::*;
 
+    /// Headers as they come off the wire (`-bin` values still base64).
     fn headers(pairs: &[(&'static str, &str)]) -> MetadataMap {
-        let mut map = MetadataMap::new();
+        let mut map = http::HeaderMap::new();
         for (name, value) in pairs {
             map.insert(*name, value.parse().expect("test header value"));
         }
-        map
+        MetadataMap::from_headers(map)
     }
 
     #[test]
@@ -206,16 +273,37 @@ mod tests {
             (FAIL_CODE, "9"),
             (FAIL_MESSAGE, "50%25 off: %C3%BCn%C3%AFcode%0Anewline"),
             (CLOSE_AFTER_REQUESTS, "0"),
+            (RESPONSE_SIZE, "12"),
+            (FAIL_DETAILS_BIN, "CAUSAm5v"),
         ]))
         .expect("valid headers");
         assert_eq!(control.response_count, Some(5));
         assert_eq!(control.response_interval, Duration::from_millis(20));
         assert_eq!(control.delay, Duration::from_millis(30));
         assert_eq!(control.close_after_requests, Some(0));
+        assert_eq!(control.pad("Hello".into()), "Helloxxxxxxx");
+        assert_eq!(control.pad("Hello, longer".into()), "Hello, longer");
         let fail = control.fail.expect("fail-after given");
         assert_eq!(fail.after, 2);
         assert_eq!(fail.code, Code::FailedPrecondition);
         assert_eq!(fail.message, "50% off: ünïcode\nnewline");
+        assert_eq!(
+            fail.details.as_deref(),
+            Some(&[8, 5, 18, 2, b'n', b'o'][..])
+        );
+        assert_eq!(fail.status().details(), [8, 5, 18, 2, b'n', b'o']);
+    }
+
+    #[test]
+    fn padded_and_unpadded_details_are_the_same_bytes() {
+        let details = |value| {
+            Control::from_metadata(&headers(&[(FAIL_AFTER, "0"), (FAIL_DETAILS_BIN, value)]))
+                .expect("valid")
+                .fail
+                .and_then(|f| f.details)
+        };
+        assert_eq!(details("CAU"), Some(vec![8, 5]));
+        assert_eq!(details("CAU="), Some(vec![8, 5]));
     }
 
     #[test]
@@ -248,6 +336,8 @@ mod tests {
             (CLOSE_AFTER_REQUESTS, "99999999999"),
             (FAIL_CODE, "17"),
             (FAIL_MESSAGE, "%FF"),
+            (RESPONSE_SIZE, "16777217"),
+            (FAIL_DETAILS_BIN, "not base64!"),
         ] {
             let err = Control::from_metadata(&headers(&[(FAIL_AFTER, "0"), (name, value)]))
                 .expect_err(value);

@@ -1,5 +1,6 @@
 //! `Greeter`: one method per RPC mode (CONTRACT.md section 2).
 
+use super::control::pad_to;
 use super::script::{self, ResponseStream};
 use super::{start, start_single};
 use crate::proto::contract::{
@@ -11,9 +12,10 @@ use tonic::{Request, Response, Status, Streaming};
 const DEFAULT_SERVER_STREAM_COUNT: u32 = 3;
 /// Largest reply ClientStream builds (its requests' data joined by commas):
 /// past it the call ends with RESOURCE_EXHAUSTED, so one client cannot make
-/// the server hold more than this for it (and the reply stays under the 4 MiB
-/// clients accept by default).
-pub const MAX_CLIENT_STREAM_REPLY: usize = 1024 * 1024;
+/// the server hold more than this for it. It is the 4 MiB message limit
+/// clients accept by default less the reply's field framing (a tag byte and
+/// a 4-byte length), so every reply it allows fits that limit.
+pub const MAX_CLIENT_STREAM_REPLY: usize = 4 * 1024 * 1024 - 5;
 
 /// The Greeter handlers; stateless.
 #[derive(Debug, Default, Clone)]
@@ -27,7 +29,9 @@ impl Greeter for GreeterService {
     ) -> Result<Response<HelloReply>, Status> {
         let pacer = start_single(&request)?;
         pacer.fail_at_start().await?;
-        let message = format!("Hello {}", request.get_ref().name);
+        let message = pacer
+            .control()
+            .pad(format!("Hello {}", request.get_ref().name));
         script::reply(&pacer, HelloReply { message }).await
     }
 
@@ -43,8 +47,9 @@ impl Greeter for GreeterService {
             .response_count
             .unwrap_or(DEFAULT_SERVER_STREAM_COUNT);
         let data = request.into_inner().data;
+        let size = pacer.control().response_size;
         let responses = script::server_stream(pacer, count, move |i| StreamResponseData {
-            data: format!("{data}-{}", i + 1),
+            data: pad_to(size, format!("{data}-{}", i + 1)),
         });
         Ok(Response::new(responses))
     }
@@ -74,6 +79,7 @@ impl Greeter for GreeterService {
             Ok(())
         })
         .await?;
+        let data = pacer.control().pad(data);
         script::reply(&pacer, StreamResponseData { data }).await
     }
 
@@ -84,9 +90,10 @@ impl Greeter for GreeterService {
         request: Request<Streaming<StreamRequestData>>,
     ) -> Result<Response<Self::AllStreamStream>, Status> {
         let (pacer, ctx) = start(&request)?;
-        let responses = script::duplex(pacer, request.into_inner(), ctx, |m: StreamRequestData| {
+        let size = pacer.control().response_size;
+        let responses = script::duplex(pacer, request.into_inner(), ctx, move |m| {
             StreamResponseData {
-                data: format!("echo: {}", m.data),
+                data: pad_to(size, format!("echo: {}", m.data)),
             }
         });
         Ok(Response::new(responses))

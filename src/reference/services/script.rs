@@ -206,6 +206,7 @@ mod tests {
                 after,
                 code: Code::Aborted,
                 message: "stop".into(),
+                details: None,
             }),
             ..Control::default()
         }

@@ -2,6 +2,7 @@
 //! section 2). The per-device store that connects Record to Latest is shared
 //! by every connection of one server and lives as long as its routes.
 
+use super::control::pad_to;
 use super::script::{self, ResponseStream};
 use super::sensor_store::LatestStore;
 use super::{start, start_single};
@@ -25,7 +26,7 @@ const WATCH_TEMPERATURE_STEP: f32 = 0.25;
 
 /// Bytes of distinct device ids one Record call may name; past it the call
 /// ends with RESOURCE_EXHAUSTED (its reply lists each id once).
-pub const MAX_RECORD_DEVICE_BYTES: usize = 1024 * 1024;
+pub const MAX_RECORD_DEVICE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The SensorService handlers and their store.
 #[derive(Debug, Default, Clone)]
@@ -125,7 +126,12 @@ impl SensorService for SensorServiceImpl {
         let mut input = request.into_inner();
         let mut summary = Summary::default();
         script::read_requests(&mut input, &ctx, &pacer, |reading| summary.add(reading)).await?;
-        let (reply, last) = summary.finish();
+        let (mut reply, last) = summary.finish();
+        if pacer.control().response_size.is_some() {
+            // The contract pads the last device id, or one added when none.
+            let last_id = reply.device_ids.pop().unwrap_or_default();
+            reply.device_ids.push(pacer.control().pad(last_id));
+        }
         let response = script::reply(&pacer, reply).await?;
         let mut store = self.store();
         for reading in last.into_values() {
@@ -149,10 +155,11 @@ impl SensorService for SensorServiceImpl {
             (None, 0) => DEFAULT_WATCH_COUNT,
             (None, limit) => limit,
         };
+        let size = pacer.control().response_size;
         let readings = script::server_stream(pacer, count, move |i| SensorData {
             timestamp: WATCH_FIRST_TIMESTAMP + i64::from(i),
             temperature: WATCH_FIRST_TEMPERATURE + WATCH_TEMPERATURE_STEP * i as f32,
-            device_id: device_id.clone(),
+            device_id: pad_to(size, device_id.clone()),
         });
         Ok(Response::new(readings))
     }
@@ -164,7 +171,10 @@ impl SensorService for SensorServiceImpl {
         pacer.fail_at_start().await?;
         let reading = self.store().get(device_id);
         match reading {
-            Some(reading) => script::reply(&pacer, reading).await,
+            Some(mut reading) => {
+                reading.device_id = pacer.control().pad(reading.device_id);
+                script::reply(&pacer, reading).await
+            }
             None => Err(Status::not_found(format!(
                 "Latest: no Record call stored a reading for device {device_id:?}"
             ))),
