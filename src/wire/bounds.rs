@@ -15,7 +15,7 @@ use std::{collections::BTreeMap, time::Instant};
 /// Frames a conversation's log keeps in full.
 pub const MAX_KEPT_FRAMES: usize = 20_000;
 /// DATA payload bytes a conversation's log keeps (both directions).
-pub const MAX_KEPT_DATA_BYTES: usize = 1024 * 1024;
+pub const MAX_KEPT_DATA_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes of one header block (HEADERS plus CONTINUATIONs) decoded at most.
 pub const MAX_HEADER_BLOCK: usize = 256 * 1024;
 /// CONTINUATION frames one header block may have.
