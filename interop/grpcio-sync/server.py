@@ -18,9 +18,10 @@ import observer_pb2_grpc
 import sensor_pb2_grpc
 from handlers import CallRegistry, ChatService, Greeter, Observer, SensorService
 
-# Handler threads: the pool size of grpcio's own examples. A call waits for a
-# free thread when all are busy (grpcio queues it).
-MAX_WORKERS = 10
+# Handler threads; a call waits for a free thread when all are busy (grpcio
+# queues it). More workers than the 200 calls a stream-limit fixture holds open, so that
+# fixture does not starve the calls of the fixtures running beside it.
+MAX_WORKERS = 256
 # Calls in flight get this long to finish after SIGTERM.
 STOP_GRACE_S = 1.0
 
