@@ -10,18 +10,9 @@ mod reflect;
 mod snapshots;
 mod tls;
 
+pub(crate) use crate::support::conform;
 use assert_cmd::Command;
 use std::{fs, path::Path, time::Duration};
-
-/// The binary with the CI variable removed (tests that need it set it) and
-/// a generous bound on the whole process.
-fn conform() -> Command {
-    let mut cmd = Command::cargo_bin("grpc-conform").expect("binary built");
-    cmd.env_remove("CI")
-        .env("NO_COLOR", "1")
-        .timeout(Duration::from_secs(60));
-    cmd
-}
 
 /// The first line `child` prints on its piped stdout, waiting at most
 /// `within` (a server's readiness line).
