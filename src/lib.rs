@@ -7,6 +7,7 @@
 
 pub mod capabilities;
 pub mod cli;
+pub mod client;
 pub mod contract;
 pub mod coverage;
 pub mod descriptors;
