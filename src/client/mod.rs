@@ -3,5 +3,10 @@
 //! what the client reported and what the server saw of it.
 //!
 //! - [`plan`]: the JSON interface between the kit and the client under test.
+//! - [`fixture`]: the client fixture format (`client-fixtures/`), with
+//!   [`steps`] (the order rules) and [`answer`] (scripted answers).
 
+pub mod answer;
+pub mod fixture;
 pub mod plan;
+pub mod steps;
