@@ -27,8 +27,6 @@ enum Response {
     Pending(ResponseFuture),
     /// Headers came; messages and trailers may follow.
     Open(RecvStream),
-    /// Over (the ending says how).
-    Done,
 }
 
 /// An open stream of a call.
@@ -156,7 +154,7 @@ impl<'a> Call<'a> {
             }
             self.channel.park(Box::new(stream));
         }
-        self.ending = Some(ending);
+        self.set_ending(ending);
     }
 
     /// Waits for the response headers, or the end of the call.
@@ -436,17 +434,30 @@ impl<'a> Call<'a> {
     /// Ends the call with `ending`, resetting the stream with CANCEL when it
     /// is still open (RST_STREAM is how a client abandons a call).
     fn fail(&mut self, ending: Ending) {
-        if let Some(stream) = self.stream.as_mut() {
-            stream.send.send_reset(h2::Reason::CANCEL);
-        }
-        self.end(ending);
+        self.close_stream(h2::Reason::CANCEL, true);
+        self.set_ending(ending);
     }
 
-    /// Records the ending; the response is over.
+    /// Ends the call with `ending` as the response ended; a request stream
+    /// still open is closed with RST_STREAM(NO_ERROR), as grpc-go does, since
+    /// the call is complete.
     fn end(&mut self, ending: Ending) {
-        if let Some(stream) = self.stream.as_mut() {
-            stream.response = Response::Done;
+        self.close_stream(h2::Reason::NO_ERROR, false);
+        self.set_ending(ending);
+    }
+
+    /// Drops the stream (the keepalive then counts it closed), resetting it
+    /// with `reason` first when `always` or while its request is open.
+    fn close_stream(&mut self, reason: h2::Reason, always: bool) {
+        if let Some(mut stream) = self.stream.take() {
+            if always || !stream.half_closed {
+                stream.send.send_reset(reason);
+            }
         }
+    }
+
+    /// Records the first ending.
+    fn set_ending(&mut self, ending: Ending) {
         if self.ending.is_none() {
             self.ending = Some(ending);
         }

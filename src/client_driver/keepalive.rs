@@ -154,3 +154,38 @@ impl Pinger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::goaway;
+
+    #[test]
+    fn too_many_pings_doubles_the_channel_time_once_and_other_goaways_do_not() {
+        let time = Arc::new(AtomicU64::new(300));
+        let log = FrameLog::new();
+        let watch = Watch::new(log.clone(), Some(time.clone()));
+        assert_eq!(watch.poll().goaway, None);
+        log.feed(Dir::In, &goaway(1, ENHANCE_YOUR_CALM, b"too_many_pings"));
+        log.feed(Dir::In, &goaway(1, ENHANCE_YOUR_CALM, b"too_many_pings"));
+        let seen = watch.poll();
+        assert_eq!(seen.goaway.map(|g| g.debug), Some("too_many_pings".into()));
+        assert_eq!(
+            time.load(Ordering::SeqCst),
+            600,
+            "doubled once per connection"
+        );
+
+        let other = FrameLog::new();
+        let calm = Watch::new(other.clone(), Some(time.clone()));
+        other.feed(Dir::In, &goaway(1, 0, b"max_age"));
+        assert_eq!(calm.poll().goaway.map(|g| g.code), Some(0));
+        assert_eq!(time.load(Ordering::SeqCst), 600);
+
+        let faulty = FrameLog::new();
+        let never = Watch::new(faulty.clone(), None);
+        faulty.feed(Dir::In, &goaway(1, ENHANCE_YOUR_CALM, b"too_many_pings"));
+        assert!(never.poll().goaway.is_some());
+        assert_eq!(time.load(Ordering::SeqCst), 600);
+    }
+}
