@@ -432,12 +432,10 @@ fn judge_one(
     result.verdict = judge::verdict(comparison.matched, known);
 }
 
-/// A reference server started with a fixture's needs, and a connector to it.
-async fn start_reference(
-    needs: &ReferenceNeeds,
-    drive: &DriveOptions,
-) -> Result<(ReferenceServer, Connector), String> {
-    let ms = |v: u64| Duration::from_millis(drive.scale(v));
+/// The configuration of a reference started with a fixture's `needs`;
+/// `scale` multiplies their times.
+pub fn reference_config(needs: &ReferenceNeeds, scale: impl Fn(u64) -> u64) -> ReferenceConfig {
+    let ms = |v: u64| Duration::from_millis(scale(v));
     let mut config = ReferenceConfig {
         max_connection_age: needs.max_connection_age_ms.map(ms),
         max_connection_age_grace: needs.max_connection_age_grace_ms.map(ms),
@@ -451,6 +449,15 @@ async fn start_reference(
     if let Some(v) = needs.permit_without_calls {
         config.ping_policy.permit_without_calls = v;
     }
+    config
+}
+
+/// A reference server started with a fixture's needs, and a connector to it.
+async fn start_reference(
+    needs: &ReferenceNeeds,
+    drive: &DriveOptions,
+) -> Result<(ReferenceServer, Connector), String> {
+    let config = reference_config(needs, |v| drive.scale(v));
     let server = ReferenceServer::start(config)
         .await
         .map_err(|e| format!("reference with the fixture's settings: {e}"))?;
