@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod client;
+pub mod client_driver;
 pub mod color;
 pub mod config;
 pub mod coverage;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Map the rule list onto the fixtures' `rule` fields: print or write
     /// docs/coverage.md, or check that it is current.
     Coverage(coverage::CoverageArgs),
+    /// The kit's own conforming gRPC client: read a client plan on standard
+    /// input, run it, print the report (the golden producer of `client`).
+    ClientDriver(client_driver::ClientDriverArgs),
 }
 
 /// Runs what the command line asks: the exit code of a job that ran to its
@@ -86,6 +90,7 @@ pub async fn execute(cli: Cli, matches: &clap::ArgMatches) -> Result<u8, run::Cl
         Some(Command::Completions(args)) => install::completions(&args),
         Some(Command::Man(args)) => install::man(&args),
         Some(Command::Coverage(args)) => coverage::execute(&args),
+        Some(Command::ClientDriver(args)) => client_driver::execute(&args).await,
         None => run::execute(cli.run, matches).await,
     }
 }
