@@ -324,26 +324,18 @@ async fn an_in_process_client_that_hangs_or_fails_is_a_failed_fixture() {
     let report = run_in_process(hangs, &["unary/say-hello"]).await;
     // The fixture's 5 s plus the 5 s grace.
     assert!(started.elapsed() < Duration::from_secs(15));
-    let r = result(&report, "unary/say-hello");
-    assert_eq!(r.verdict, Verdict::Fail);
-    assert!(
-        r.error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("did not finish"),
-        "{r:?}"
-    );
+    assert_failed_with(&report, "did not finish");
     let fails = ClientUnderTest::InProcess(Arc::new(|_plan: Plan| {
         Box::pin(async { Err("no channel".to_string()) })
     }));
     let report = run_in_process(fails, &["unary/say-hello"]).await;
-    let r = result(&report, "unary/say-hello");
+    assert_failed_with(&report, "no channel");
+}
+
+/// unary/say-hello failed, its error saying `what`.
+fn assert_failed_with(report: &RunReport, what: &str) {
+    let r = result(report, "unary/say-hello");
     assert_eq!(r.verdict, Verdict::Fail);
-    assert!(
-        r.error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("no channel"),
-        "{r:?}"
-    );
+    let error = r.error.as_deref().unwrap_or_default();
+    assert!(error.contains(what), "{r:?}");
 }
