@@ -5,6 +5,7 @@
 //! Exit codes: [`EXIT_CODES`] (also at the end of `--help` and in README.md).
 
 pub mod check;
+pub mod client;
 pub mod client_driver;
 pub mod color;
 pub mod config;
@@ -57,6 +58,10 @@ pub enum Command {
     /// Parse and validate every fixture (all problems, each with file, line,
     /// column and field); sends nothing. Exit 0 when all are valid, 2 otherwise.
     Check(check::CheckArgs),
+    /// Run the client fixtures with CMD as the client under test: the plan
+    /// on its stdin, its report on stdout (docs/clients.md). Exit codes as
+    /// a run's.
+    Client(Box<client::ClientArgs>),
     /// Print the shell completion script for SHELL (e.g. `grpc-conform
     /// completions bash > /etc/bash_completion.d/grpc-conform`).
     Completions(install::CompletionsArgs),
@@ -81,6 +86,7 @@ pub async fn execute(cli: Cli, matches: &clap::ArgMatches) -> Result<u8, run::Cl
             .map_err(|e| run::CliError::Other(format!("serve: {e}"))),
         Some(Command::Snapshots(args)) => snapshots::execute(args).await,
         Some(Command::Check(args)) => check::execute(&args),
+        Some(Command::Client(args)) => client::execute(*args).await,
         Some(Command::Completions(args)) => install::completions(&args),
         Some(Command::Man(args)) => install::man(&args),
         Some(Command::Coverage(args)) => coverage::execute(&args),

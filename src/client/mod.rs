@@ -14,4 +14,7 @@ pub mod plan;
 pub mod planner;
 pub mod server;
 pub mod steps;
+pub mod suite;
+pub mod transcript;
 pub mod under_test;
+pub mod wire;
