@@ -47,6 +47,15 @@ impl Live {
     fn conn(&self) -> &Conn {
         self.conn.as_ref().expect("a live connection until dropped")
     }
+
+    /// Whether the server's GOAWAY refused stream `id` (it never reached
+    /// the application, so the call may be retried transparently).
+    pub fn refused(&self, id: u32) -> bool {
+        self.watch
+            .poll()
+            .goaway
+            .is_some_and(|g| id > g.last_stream_id)
+    }
 }
 
 impl Drop for Live {

@@ -11,6 +11,7 @@
 //! - [`keepalive`]: client PINGs and the back-off after `too_many_pings`.
 //! - [`request`]: the request head (te, content type, grpc-timeout, metadata).
 //! - [`status`]: how an answer becomes a status (HTTP mapping, resets).
+//! - [`received`]: what a client accepts of a response message.
 //! - [`call`]: one call's steps on its stream: send, cancel, deadline,
 //!   read the answer.
 
@@ -18,6 +19,7 @@ pub mod call;
 pub mod channel;
 pub mod keepalive;
 pub mod prepare;
+pub mod received;
 pub mod request;
 pub mod status;
 
