@@ -4,6 +4,7 @@ mod bounds;
 mod capabilities;
 mod cli;
 mod client_driver;
+mod client_faults;
 mod coverage;
 mod faulty;
 mod fuzz;
