@@ -47,6 +47,26 @@ struct Stream {
     half_closed: bool,
 }
 
+impl Stream {
+    /// Reads the response to its end, dropping what comes (the faulty
+    /// cancel's stream, which the application no longer reads).
+    async fn drain(mut self) {
+        if let Response::Pending(future) = self.response {
+            match future.await {
+                Ok(head) => self.response = Response::Open(head.into_body()),
+                Err(_) => return,
+            }
+        }
+        let Response::Open(mut body) = self.response else {
+            return;
+        };
+        while let Some(Ok(data)) = body.data().await {
+            let _ = body.flow_control().release_capacity(data.len());
+        }
+        let _ = body.trailers().await;
+    }
+}
+
 /// A call in progress.
 pub struct Call<'a> {
     channel: &'a Channel,
@@ -178,7 +198,10 @@ impl<'a> Call<'a> {
             if !stream.half_closed {
                 let _ = stream.send.send_data(Bytes::new(), true);
             }
-            self.channel.park(Box::new(stream));
+            let bound = self.bound;
+            self.channel.park(tokio::spawn(async move {
+                let _ = timeout_at(bound, stream.drain()).await;
+            }));
         }
         self.set_ending(ending);
     }

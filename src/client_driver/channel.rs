@@ -108,9 +108,9 @@ pub struct Channel {
     active: Arc<AtomicUsize>,
     /// The connection new calls go to.
     current: tokio::sync::Mutex<Option<Arc<Live>>>,
-    /// Streams a faulty cancel left open: held until the run ends, as h2
-    /// would reset a stream whose handles are dropped.
-    parked: Mutex<Vec<Box<dyn Send>>>,
+    /// Streams a faulty cancel left open, read quietly to their end (h2
+    /// would reset a stream whose handles are dropped).
+    parked: Mutex<Vec<JoinHandle<()>>>,
     /// Connections being closed.
     closing: Closing,
 }
@@ -197,16 +197,18 @@ impl Channel {
         }
     }
 
-    /// Keeps `handles` until the run ends.
-    pub fn park(&self, handles: Box<dyn Send>) {
-        lock(&self.parked).push(handles);
+    /// Keeps the task reading an abandoned stream; the channel's close
+    /// waits for it.
+    pub fn park(&self, drain: JoinHandle<()>) {
+        lock(&self.parked).push(drain);
     }
 
     /// Ends the channel: every connection flushes, says GOAWAY and closes
     /// (bounded by [`CLOSE_WITHIN`] each, all at once).
     pub async fn close(self) {
+        let parked = std::mem::take(&mut *lock(&self.parked));
+        futures::future::join_all(parked).await;
         self.current.lock().await.take();
-        lock(&self.parked).clear();
         let closes = std::mem::take(&mut *lock(&self.closing));
         futures::future::join_all(closes).await;
     }

@@ -38,7 +38,8 @@ pub const CLIENT_NAME: &str = concat!("grpc-conform-driver/", env!("CARGO_PKG_VE
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
     /// A cancel sends an empty DATA frame with END_STREAM (a half-close)
-    /// instead of RST_STREAM(CANCEL), and leaves the stream open.
+    /// instead of RST_STREAM(CANCEL), then reads the abandoned response
+    /// quietly to its end, never resetting the stream.
     pub half_close_on_cancel: bool,
     /// Deadlines are enforced locally but never sent as `grpc-timeout`.
     pub no_grpc_timeout: bool,

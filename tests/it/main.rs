@@ -5,6 +5,7 @@ mod capabilities;
 mod cli;
 mod client;
 mod client_driver;
+mod client_faults;
 mod coverage;
 mod faulty;
 mod fuzz;
