@@ -1,10 +1,11 @@
-//! `grpc-conform check`: every fixture parsed and validated against the
+//! `grpc-conform check`: every fixture (server and client) parsed and validated against the
 //! descriptors, every problem reported (not only the first) with file, line,
 //! column, field and, for a misspelt method or message field, the closest
 //! known name. Nothing is sent.
 
 use super::{out, run::CliError};
 use crate::{
+    client::fixture as client_fixture,
     fixture,
     session::{self, SessionError},
 };
@@ -14,9 +15,13 @@ use std::path::PathBuf;
 /// Arguments of `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The fixtures to check; the embedded corpus when absent.
+    /// The fixtures to check (only these, unless --client-fixtures is given
+    /// too); with neither, both embedded corpora.
     #[arg(long, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
+    /// The client fixtures to check (only these, unless --fixtures is given too).
+    #[arg(long, value_name = "DIR")]
+    pub client_fixtures: Option<PathBuf>,
     /// Compile these .proto files (protox) and add their types; repeatable.
     #[arg(long = "proto", value_name = "FILE")]
     pub protos: Vec<PathBuf>,
@@ -29,12 +34,20 @@ pub struct CheckArgs {
 /// standard error, a summary on standard output).
 pub fn execute(args: &CheckArgs) -> Result<u8, CliError> {
     let descriptors = session::descriptors(&args.protos, &args.proto_paths)?;
-    let texts = match &args.fixtures {
-        Some(dir) => fixture::read_dir(dir).map_err(SessionError::from)?,
-        None => fixture::read_embedded(),
+    // A directory given checks that directory; none given, both embedded corpora.
+    let texts = match (&args.fixtures, &args.client_fixtures) {
+        (Some(dir), _) => fixture::read_dir(dir).map_err(SessionError::from)?,
+        (None, None) => fixture::read_embedded(),
+        (None, Some(_)) => Vec::new(),
     };
-    let total = texts.len();
-    let (_, problems) = fixture::check_all(texts, &descriptors);
+    let client_texts = match (&args.client_fixtures, &args.fixtures) {
+        (Some(dir), _) => client_fixture::read_dir(dir).map_err(SessionError::from)?,
+        (None, None) => client_fixture::read_embedded(),
+        (None, Some(_)) => Vec::new(),
+    };
+    let total = texts.len() + client_texts.len();
+    let (_, mut problems) = fixture::check_all(texts, &descriptors);
+    problems.extend(client_fixture::check_all(client_texts, &descriptors).1);
     for problem in &problems {
         out::note(&problem.to_string());
     }

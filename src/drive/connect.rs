@@ -57,17 +57,47 @@ pub struct Conn {
     pub authority: String,
     /// Every frame of the connection, both ways (the wire recorder).
     pub log: FrameLog,
-    /// Drives the connection; aborted when the `Conn` is dropped.
-    task: JoinHandle<()>,
+    /// Sends PINGs and awaits their ACKs (taken once, by a keepalive).
+    pub ping_pong: Option<h2::PingPong>,
+    /// Drives the connection; aborted when the `Conn` is dropped (taken by
+    /// [`Conn::close`], which lets it finish).
+    task: Option<JoinHandle<()>>,
+    /// Aborts `task`.
+    abort: tokio::task::AbortHandle,
 }
 
 /// A byte stream to the target, TCP or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
+impl Conn {
+    /// Closes the connection when aborted (a keepalive whose PING went
+    /// unanswered), failing its streams, while others still hold the `Conn`.
+    pub fn closer(&self) -> tokio::task::AbortHandle {
+        self.abort.clone()
+    }
+
+    /// Closes the connection as an HTTP/2 client does when it is done: with
+    /// this handle gone and no stream left, h2 flushes what is queued (a
+    /// last RST_STREAM), sends GOAWAY(NO_ERROR) and ends; aborted after
+    /// `within` (a stream something else still holds).
+    pub async fn close(mut self, within: Duration) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        let abort = self.abort.clone();
+        drop(self);
+        if tokio::time::timeout(within, task).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.task.abort();
+        if self.task.is_some() {
+            self.abort.abort();
+        }
     }
 }
 
@@ -150,7 +180,7 @@ impl Connector {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (sender, connection) = h2::client::Builder::new()
+        let (sender, mut connection) = h2::client::Builder::new()
             .initial_window_size(4 * 1024 * 1024)
             .max_frame_size(16 * 1024)
             // A header list as large as the frame log decodes (a target's
@@ -159,6 +189,7 @@ impl Connector {
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| DriveError::Handshake(super::describe_h2(&e)))?;
+        let ping_pong = connection.ping_pong();
         // Errors of the connection reach every stream; nothing to do with it here.
         let task = tokio::spawn(async move {
             let _ = connection.await;
@@ -168,7 +199,9 @@ impl Connector {
             scheme,
             authority: self.target.address.clone(),
             log,
-            task,
+            ping_pong,
+            abort: task.abort_handle(),
+            task: Some(task),
         })
     }
 }

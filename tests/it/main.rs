@@ -3,6 +3,9 @@
 mod bounds;
 mod capabilities;
 mod cli;
+mod client;
+mod client_driver;
+mod client_faults;
 mod coverage;
 mod faulty;
 mod fuzz;

@@ -27,6 +27,10 @@ pub struct ConnState {
     handshaken: watch::Sender<bool>,
     /// Calls ever started on the connection.
     calls_started: AtomicU64,
+    /// Woken when a scripted answer asks for a graceful GOAWAY.
+    goaway: Notify,
+    /// The graceful GOAWAY began (hyper queued it).
+    goaway_begun: watch::Sender<bool>,
 }
 
 /// The tap's part, under one lock because pings, frames sent and GOAWAYs
@@ -57,6 +61,8 @@ impl ConnState {
             close: Notify::new(),
             handshaken: watch::channel(false).0,
             calls_started: AtomicU64::new(0),
+            goaway: Notify::new(),
+            goaway_begun: watch::channel(false).0,
         })
     }
 
@@ -128,6 +134,28 @@ impl ConnState {
     /// out, the accept loop to evict it.
     pub(super) fn request_close(&self) {
         self.close.notify_one();
+    }
+
+    /// Asks the accept loop for a graceful GOAWAY (a scripted answer's).
+    pub(super) fn request_goaway(&self) {
+        self.goaway.notify_one();
+    }
+
+    /// Resolves once a graceful GOAWAY was asked for.
+    pub async fn goaway_requested(&self) {
+        self.goaway.notified().await;
+    }
+
+    /// The accept loop began the graceful close.
+    pub fn goaway_begins(&self) {
+        self.goaway_begun.send_replace(true);
+    }
+
+    /// Resolves once the graceful close began.
+    pub async fn goaway_begun(&self) {
+        let mut begun = self.goaway_begun.subscribe();
+        // The sender lives in self, so waiting cannot fail.
+        let _ = begun.wait_for(|b| *b).await;
     }
 
     /// Resolves once the tap asked for the connection to be dropped.

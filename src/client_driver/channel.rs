@@ -1,0 +1,291 @@
+//! The plan's one channel: connects lazily, gives each call a stream on the
+//! current connection, and after the server's GOAWAY opens no new stream on
+//! that connection: the next call gets a new one while calls already running
+//! finish where they are. A connection h2 finds closed when a stream is
+//! opened is replaced once, as gRPC's transparent retry allows for a stream
+//! that never left the client.
+
+use super::keepalive::{self, Watch};
+use super::status::{self, code, Ending};
+use super::{Faults, PlanError};
+use crate::client::plan::{ChannelOptions, Keepalive};
+use crate::drive::{connect::check_address, Conn, Connector, Target};
+use bytes::Bytes;
+use h2::{client::ResponseFuture, SendStream};
+use http::Request;
+use std::sync::{
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+    Arc, Mutex,
+};
+use std::time::Duration;
+use tokio::{
+    task::JoinHandle,
+    time::{timeout_at, Instant},
+};
+
+/// How long a connection no call uses any more gets to flush its last
+/// frames and say GOAWAY before it is cut.
+const CLOSE_WITHIN: Duration = Duration::from_millis(500);
+
+/// Closes of connections under way; the channel's close waits for them.
+type Closing = Arc<Mutex<Vec<JoinHandle<()>>>>;
+
+/// One HTTP/2 connection of the channel and what watches it; closed
+/// gracefully once no call holds it.
+pub struct Live {
+    /// The connection (taken when it is closed).
+    conn: Option<Conn>,
+    /// Its GOAWAY and activity, read from its frame log.
+    watch: Arc<Watch>,
+    /// The keepalive task, when the plan configures one.
+    pinger: Option<JoinHandle<()>>,
+    /// Where its close is registered.
+    closing: Closing,
+}
+
+impl Live {
+    fn conn(&self) -> &Conn {
+        self.conn.as_ref().expect("a live connection until dropped")
+    }
+
+    /// Whether the server's GOAWAY refused stream `id` (it never reached
+    /// the application, so the call may be retried transparently).
+    pub fn refused(&self, id: u32) -> bool {
+        self.watch
+            .poll()
+            .goaway
+            .is_some_and(|g| id > g.last_stream_id)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(task) = &self.pinger {
+            task.abort();
+        }
+        if let Some(conn) = self.conn.take() {
+            let close = tokio::spawn(conn.close(CLOSE_WITHIN));
+            lock(&self.closing).push(close);
+        }
+    }
+}
+
+/// A mutex's guard, poisoned or not (what it guards stays consistent).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A stream just opened on the channel.
+pub struct Opened {
+    /// The connection it is on (kept open while the call runs).
+    pub live: Arc<Live>,
+    /// The response head, when it comes.
+    pub response: ResponseFuture,
+    /// The request body.
+    pub send: SendStream<Bytes>,
+    /// Counts the stream as open for the keepalive until dropped.
+    pub active: ActiveGuard,
+}
+
+/// Counts one open stream; the count drops with it.
+pub struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The channel every call of a plan uses.
+pub struct Channel {
+    connector: Connector,
+    keepalive: Option<Keepalive>,
+    faults: Faults,
+    /// The keepalive time new connections use: the plan's, doubled after
+    /// each `too_many_pings` GOAWAY (proposal A8).
+    keepalive_time_ms: Arc<AtomicU64>,
+    /// Streams open now (for `permit_without_stream`).
+    active: Arc<AtomicUsize>,
+    /// The connection new calls go to.
+    current: tokio::sync::Mutex<Option<Arc<Live>>>,
+    /// Streams a faulty cancel left open, read quietly to their end (h2
+    /// would reset a stream whose handles are dropped).
+    parked: Mutex<Vec<JoinHandle<()>>>,
+    /// Connections being closed.
+    closing: Closing,
+}
+
+impl Channel {
+    /// A channel to `target` configured as `options` say; nothing is
+    /// connected before the first call.
+    pub fn new(
+        target: &str,
+        options: &ChannelOptions,
+        faults: Faults,
+    ) -> Result<Channel, PlanError> {
+        check_address(target).map_err(|reason| PlanError::Field {
+            field: "target".into(),
+            reason,
+        })?;
+        let connector = Connector::new(Target {
+            address: target.to_string(),
+            tls: None,
+        })
+        .map_err(|e| PlanError::Field {
+            field: "target".into(),
+            reason: e.to_string(),
+        })?;
+        let time = options.keepalive.as_ref().map_or(0, |k| k.time_ms);
+        Ok(Channel {
+            connector,
+            keepalive: options.keepalive.clone(),
+            faults,
+            keepalive_time_ms: Arc::new(AtomicU64::new(time)),
+            active: Arc::new(AtomicUsize::new(0)),
+            current: tokio::sync::Mutex::new(None),
+            parked: Mutex::new(Vec::new()),
+            closing: Closing::default(),
+        })
+    }
+
+    /// The `:authority` requests carry.
+    pub fn authority(&self) -> &str {
+        self.connector.address()
+    }
+
+    /// The faults this channel's calls have.
+    pub fn faults(&self) -> Faults {
+        self.faults
+    }
+
+    /// Opens a stream for `request`, connecting first when needed; gives up
+    /// at `bound`. The error is the call's ending (UNAVAILABLE).
+    pub async fn open(&self, request: Request<()>, bound: Instant) -> Result<Opened, Ending> {
+        let mut retried = false;
+        loop {
+            let live = self.connection(bound).await?;
+            let attempt = async {
+                let mut sender = live.conn().sender.clone().ready().await?;
+                sender.send_request(copy(&request), false)
+            };
+            match timeout_at(bound, attempt).await {
+                Err(_) => {
+                    return Err(Ending::new(
+                        code::UNAVAILABLE,
+                        "no stream within the plan's time",
+                    ))
+                }
+                Ok(Ok((response, send))) => {
+                    self.active.fetch_add(1, Ordering::SeqCst);
+                    let active = ActiveGuard(self.active.clone());
+                    return Ok(Opened {
+                        live,
+                        response,
+                        send,
+                        active,
+                    });
+                }
+                Ok(Err(e)) if retried || self.faults.ignore_goaway => {
+                    return Err(status::from_h2(&e))
+                }
+                Ok(Err(_)) => {
+                    // Closed or going away before the stream left: a new connection.
+                    retried = true;
+                    self.retire(&live).await;
+                }
+            }
+        }
+    }
+
+    /// Keeps the task reading an abandoned stream; the channel's close
+    /// waits for it.
+    pub fn park(&self, drain: JoinHandle<()>) {
+        lock(&self.parked).push(drain);
+    }
+
+    /// Ends the channel: every connection flushes, says GOAWAY and closes
+    /// (bounded by [`CLOSE_WITHIN`] each, all at once).
+    pub async fn close(self) {
+        let parked = std::mem::take(&mut *lock(&self.parked));
+        futures::future::join_all(parked).await;
+        self.current.lock().await.take();
+        let closes = std::mem::take(&mut *lock(&self.closing));
+        futures::future::join_all(closes).await;
+    }
+
+    /// The connection for a new call: the current one unless the server
+    /// sent it GOAWAY or it closed; else a new one.
+    async fn connection(&self, bound: Instant) -> Result<Arc<Live>, Ending> {
+        let mut current = self.current.lock().await;
+        if let Some(live) = current.as_ref() {
+            let went_away = live.watch.poll().goaway.is_some();
+            let closed = live.conn().closer().is_finished();
+            if self.faults.ignore_goaway || !(went_away || closed) {
+                return Ok(live.clone());
+            }
+        }
+        let conn = match timeout_at(bound, self.connector.connect()).await {
+            Err(_) => {
+                return Err(Ending::new(
+                    code::UNAVAILABLE,
+                    "no connection within the plan's time",
+                ))
+            }
+            Ok(Err(e)) => return Err(Ending::new(code::UNAVAILABLE, e.to_string())),
+            Ok(Ok(conn)) => conn,
+        };
+        let live = Arc::new(self.start(conn));
+        *current = Some(live.clone());
+        Ok(live)
+    }
+
+    /// Stops giving `live` to new calls.
+    async fn retire(&self, live: &Arc<Live>) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, live)) {
+            current.take();
+        }
+    }
+
+    /// Watches a new connection and starts its keepalive.
+    fn start(&self, mut conn: Conn) -> Live {
+        let backoff = (!self.faults.ping_too_often).then(|| self.keepalive_time_ms.clone());
+        let watch = Arc::new(Watch::new(conn.log.clone(), backoff));
+        let pinger = match (&self.keepalive, conn.ping_pong.take()) {
+            (Some(k), Some(ping_pong)) => {
+                let settings = keepalive::Settings {
+                    time: Duration::from_millis(
+                        self.keepalive_time_ms.load(Ordering::SeqCst).max(1),
+                    ),
+                    timeout: Duration::from_millis(k.timeout_ms.max(1)),
+                    permit_without_stream: k.permit_without_stream,
+                    too_often: self.faults.ping_too_often,
+                };
+                let pinger = keepalive::Pinger {
+                    ping_pong,
+                    watch: watch.clone(),
+                    active: self.active.clone(),
+                    closer: conn.closer(),
+                    settings,
+                };
+                Some(tokio::spawn(pinger.run()))
+            }
+            _ => None,
+        };
+        Live {
+            conn: Some(conn),
+            watch,
+            pinger,
+            closing: self.closing.clone(),
+        }
+    }
+}
+
+/// A copy of a request head (`http::Request` is not `Clone`: extensions).
+fn copy(request: &Request<()>) -> Request<()> {
+    let mut out = Request::new(());
+    *out.method_mut() = request.method().clone();
+    *out.uri_mut() = request.uri().clone();
+    *out.headers_mut() = request.headers().clone();
+    out
+}
