@@ -308,8 +308,9 @@ pub fn request_headers(
 }
 
 /// `grpc-timeout` against the deadline the plan set: `absent`,
-/// `within-deadline` (no more than the deadline, and not under half of it:
-/// a client sends the time left when the headers go out), `over-deadline`,
+/// `within-deadline` (no more than the deadline, one unit of rounding up
+/// allowed, and not under half of it: a client sends the time left when the
+/// headers go out), `over-deadline`,
 /// `under-half-deadline`, `without-deadline` (sent though none was set), or
 /// `malformed`.
 pub fn timeout_bucket(value: Option<&str>, deadline_ms: Option<u64>) -> String {
@@ -322,8 +323,15 @@ pub fn timeout_bucket(value: Option<&str>, deadline_ms: Option<u64>) -> String {
     let Some(deadline) = deadline_ms else {
         return "without-deadline".into();
     };
-    // Units coarser than the deadline round up (8 digits of `m` hold 27 h).
-    let slack_ms = 1;
+    // A deadline past 8 digits of milliseconds (27.8 h) goes in a coarser
+    // unit, rounded up: one unit over is still the deadline.
+    let unit_ms = match value.as_bytes().last() {
+        Some(b'H') => 3_600_000,
+        Some(b'M') => 60_000,
+        Some(b'S') => 1_000,
+        _ => 1,
+    };
+    let slack_ms = if deadline > 99_999_999 { unit_ms } else { 1 };
     let ms = timeout.as_secs_f64() * 1000.0;
     if ms > (deadline + slack_ms) as f64 {
         "over-deadline".into()
@@ -458,6 +466,11 @@ mod tests {
         assert_eq!(timeout_bucket(Some("99m"), Some(100)), "within-deadline");
         assert_eq!(timeout_bucket(Some("99987u"), Some(100)), "within-deadline");
         assert_eq!(timeout_bucket(Some("1S"), Some(100)), "over-deadline");
+        assert_eq!(timeout_bucket(Some("3S"), Some(1000)), "over-deadline");
+        assert_eq!(
+            timeout_bucket(Some("200000S"), Some(199_999_998)),
+            "within-deadline"
+        );
         assert_eq!(
             timeout_bucket(Some("10m"), Some(100)),
             "under-half-deadline"
