@@ -207,8 +207,9 @@ impl<'a> Call<'a> {
     }
 
     /// Waits for the response headers, or the end of the call. A stream the
-    /// server's GOAWAY refused never reached its application: it is sent
-    /// again, once, on a new connection (gRPC's transparent retry).
+    /// server refused (REFUSED_STREAM, or above its GOAWAY's last stream)
+    /// never reached its application: it is sent again, once, on the
+    /// channel's connection then (gRPC's transparent retry).
     pub async fn receive_headers(&mut self) {
         loop {
             let limit = self.limit();
@@ -223,7 +224,12 @@ impl<'a> Call<'a> {
                 Err(_) => return self.expire(),
                 Ok(Ok(head)) => return self.on_head(head),
                 Ok(Err(e)) => {
-                    let refused = self.stream.as_ref().is_some_and(|s| s.live.refused(s.id));
+                    // Unprocessed: above the GOAWAY's last stream, or
+                    // REFUSED_STREAM (PROTOCOL-HTTP2.md: "no processing").
+                    let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM)
+                        && e.is_reset()
+                        && e.is_remote()
+                        || self.stream.as_ref().is_some_and(|s| s.live.refused(s.id));
                     if !refused || self.retried {
                         return self.fail(status::from_h2(&e));
                     }
