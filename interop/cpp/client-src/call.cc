@@ -126,7 +126,17 @@ void CallRun::Send(const nlohmann::json& message) {
 }
 
 void CallRun::HalfClose() {
-  if (OneRequest(spec_.mode)) {
+  if (spec_.mode == Mode::kUnary) {
+    // A unary StartCall only stages the request: the batch (headers, request,
+    // half-close) goes out with the first operation that receives something.
+    // ReadInitialMetadata is that operation, so the request is on the wire
+    // now; a later step waits for its completion.
+    Start(request_);
+    rpc_->ReadInitialMetadata(this);
+    headers_pending_ = true;
+    return;
+  }
+  if (spec_.mode == Mode::kServerStreaming) {
     Start(request_);
     return;
   }
@@ -138,13 +148,15 @@ void CallRun::ReceiveHeaders() {
   // C++ allows ReadInitialMetadata only before any operation that receives
   // the headers itself; after one, they are already in the context.
   if (metadata_in_) return;
-  rpc_->ReadInitialMetadata(this);
+  if (!headers_pending_) rpc_->ReadInitialMetadata(this);
+  headers_pending_ = false;
   Wait();
   metadata_in_ = true;
 }
 
 void CallRun::Receive() {
   if (spec_.mode == Mode::kUnary || spec_.mode == Mode::kClientStreaming) {
+    if (headers_pending_) ReceiveHeaders();
     FinishCall();
     if (status_.ok()) messages_.push_back(rpc_->Received());
     return;
