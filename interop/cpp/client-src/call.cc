@@ -59,6 +59,7 @@ CallRun::~CallRun() {
 }
 
 nlohmann::json CallRun::Run() {
+  where_ = "when the call opened";
   if (!OneRequest(spec_.mode)) Start(nullptr);
   for (size_t i = 0; i < spec_.steps.size(); ++i) {
     const Step& step = spec_.steps[i];

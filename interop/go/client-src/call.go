@@ -46,6 +46,7 @@ func (c *callRun) oneRequest() bool {
 
 // run performs the steps, drains the call to its end and reports it.
 func (c *callRun) run() ReportCall {
+	c.where = "when the call opened"
 	if !c.oneRequest() {
 		c.start()
 	}
@@ -63,6 +64,7 @@ func (c *callRun) run() ReportCall {
 	c.receiveAll()
 	if c.stream == nil && !c.ended {
 		c.end(errors.New("client: the call never started: the plan's timeout_ms ran out first"))
+		c.timedOut = "" // the error says it already
 	}
 	if c.cancel != nil {
 		c.cancel() // releases the context's resources; the call has ended
