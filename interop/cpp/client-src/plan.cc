@@ -123,8 +123,16 @@ PlanCall ParseCall(const json& j, const std::string& where) {
   }
   const json& steps = Field(j, "steps");
   if (!steps.is_array()) Bad(where + ".steps", "expected a list");
-  for (size_t i = 0; i < steps.size(); ++i)
-    call.steps.push_back(ParseStep(steps[i], where + ".steps[" + std::to_string(i) + "]"));
+  bool half_closed = false;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    std::string at = where + ".steps[" + std::to_string(i) + "]";
+    call.steps.push_back(ParseStep(steps[i], at));
+    Step::Op op = call.steps.back().op;
+    // C++ aborts the process on a write after WritesDone (API misuse).
+    if (half_closed && (op == Step::Op::kSend || op == Step::Op::kSendMany || op == Step::Op::kHalfClose))
+      Bad(at, call.steps.back().name + " after half_close");
+    half_closed = half_closed || op == Step::Op::kHalfClose;
+  }
   if (OneRequest(call.mode)) CheckOneRequestSteps(call, where);
   return call;
 }

@@ -153,11 +153,11 @@ func (c *callRun) send(text []byte) {
 		return
 	}
 	if err := c.stream.SendMsg(msg); err != nil {
-		// io.EOF: the stream has ended; RecvMsg gives its status.
-		c.receiveAll()
-		if !errors.Is(err, io.EOF) && !c.ended {
-			c.end(err)
+		if errors.Is(err, io.EOF) {
+			c.receiveAll() // the stream has ended: RecvMsg gives its status
+			return
 		}
+		c.end(err)
 	}
 }
 

@@ -129,9 +129,14 @@ func checkCall(call *PlanCall) error {
 		}
 	}
 	oneRequest := call.Mode == modeUnary || call.Mode == modeServerStreaming
+	halfClosed := false
 	for j, step := range call.Steps {
 		switch step.Op {
 		case "send", "send_many", "half_close":
+			if halfClosed {
+				return fmt.Errorf("steps[%d]: %s after half_close", j, step.Op)
+			}
+			halfClosed = step.Op == "half_close"
 			if oneRequest && !(j == 0 && step.Op == "send") && !(j == 1 && step.Op == "half_close") {
 				return fmt.Errorf("steps[%d]: a %s call starts with exactly one send then half_close, got %s here", j, call.Mode, step.Op)
 			}
