@@ -119,7 +119,7 @@ void CallRun::Start(const nlohmann::json* request) {
 
 void CallRun::Send(const nlohmann::json& message) {
   if (OneRequest(spec_.mode)) {
-    request_ = &message;
+    request_ = message;
     return;
   }
   rpc_->Write(message, this);
@@ -132,13 +132,13 @@ void CallRun::HalfClose() {
     // half-close) goes out with the first operation that receives something.
     // ReadInitialMetadata is that operation, so the request is on the wire
     // now; a later step waits for its completion.
-    Start(request_);
+    Start(&request_);
     rpc_->ReadInitialMetadata(this);
     headers_pending_ = true;
     return;
   }
   if (spec_.mode == Mode::kServerStreaming) {
-    Start(request_);
+    Start(&request_);
     return;
   }
   rpc_->WritesDone(this);

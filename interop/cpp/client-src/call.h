@@ -51,7 +51,7 @@ class CallRun {
   grpc::ClientContext ctx_;
   std::unique_ptr<Rpc> rpc_;
 
-  const nlohmann::json* request_ = nullptr;  // unary and server streaming: sent at half_close
+  nlohmann::json request_;  // unary and server streaming: sent at half_close
   bool ended_ = false;
   bool cancelled_ = false;        // a cancel step ran
   bool metadata_in_ = false;      // an operation that receives the headers completed

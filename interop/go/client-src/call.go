@@ -111,11 +111,12 @@ func (c *callRun) do(step PlanStep) {
 // start opens the stream: the context (deadline, metadata) and the call
 // options (compression) are fixed here, as a generated stub's caller does.
 func (c *callRun) start() {
-	ctx, cancel := context.WithCancel(c.planCtx)
+	var ctx context.Context
 	if c.spec.DeadlineMs != nil {
-		ctx, cancel = context.WithTimeout(c.planCtx, time.Duration(*c.spec.DeadlineMs)*time.Millisecond)
+		ctx, c.cancel = context.WithTimeout(c.planCtx, time.Duration(*c.spec.DeadlineMs)*time.Millisecond)
+	} else {
+		ctx, c.cancel = context.WithCancel(c.planCtx)
 	}
-	c.cancel = cancel
 	var pairs []string
 	for _, pair := range c.spec.Metadata {
 		value := pair[1]
