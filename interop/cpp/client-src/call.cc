@@ -15,7 +15,8 @@ constexpr auto kStuckGrace = std::chrono::seconds(2);
 bool IsBin(const std::string& name) { return name.size() > 4 && name.compare(name.size() - 4, 4, "-bin") == 0; }
 
 // Metadata as C++ hands it over (a multimap: sorted by name, each name's
-// values in arrival order); -bin values base64 without padding.
+// values in arrival order); -bin values in padded base64 (as the kit's own
+// client reports them).
 nlohmann::json Pairs(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [key, raw] : metadata) {
@@ -23,7 +24,7 @@ nlohmann::json Pairs(const std::multimap<grpc::string_ref, grpc::string_ref>& me
     if (IsBin(name)) {
       std::string encoded;
       google::protobuf::Base64Escape(value, &encoded);
-      value = encoded.substr(0, encoded.find_last_not_of('=') + 1);
+      value = encoded;
     }
     out.push_back({name, value});
   }

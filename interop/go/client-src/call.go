@@ -263,8 +263,9 @@ func (c *callRun) report() ReportCall {
 }
 
 // headerPairs lists metadata sorted by name (grpc-go hands it over as a map),
-// each name's values in arrival order, -bin values base64 (unpadded, as
-// grpc-go sends them); nil when grpc-go gave none (an error or trailers-only).
+// each name's values in arrival order, -bin values in padded base64 (as the
+// kit's own client reports them); nil when grpc-go gave none (an error or
+// trailers-only).
 func headerPairs(md metadata.MD, err error) *[][2]string {
 	if err != nil || len(md) == 0 {
 		return nil
@@ -278,7 +279,7 @@ func headerPairs(md metadata.MD, err error) *[][2]string {
 	for _, name := range names {
 		for _, value := range md[name] {
 			if strings.HasSuffix(name, "-bin") {
-				value = base64.RawStdEncoding.EncodeToString([]byte(value))
+				value = base64.StdEncoding.EncodeToString([]byte(value))
 			}
 			pairs = append(pairs, [2]string{name, value})
 		}
