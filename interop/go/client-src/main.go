@@ -88,7 +88,7 @@ func main() {
 func dialOptions(channel ChannelOptions) []grpc.DialOption {
 	opts := []grpc.DialOption{grpc.WithInsecure()}
 	if k := channel.Keepalive; k != nil {
-		// grpc-go raises a Time under 10 s to 10 s (and logs a warning).
+		// grpc-go raises a Time under 10 s to 10 s.
 		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                time.Duration(k.TimeMs) * time.Millisecond,
 			Timeout:             time.Duration(k.TimeoutMs) * time.Millisecond,
