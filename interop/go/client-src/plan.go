@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -91,10 +90,10 @@ func readPlan(r io.Reader) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan (stdin): %w", err)
 	}
-	decoder := json.NewDecoder(bytes.NewReader(text))
-	decoder.DisallowUnknownFields()
+	// Unknown fields are ignored, as the C++ peer does: the version says
+	// whether this client can run the plan.
 	var plan Plan
-	if err := decoder.Decode(&plan); err != nil {
+	if err := json.Unmarshal(text, &plan); err != nil {
 		return nil, fmt.Errorf("plan (stdin): %w", err)
 	}
 	if plan.Version != interfaceVersion {
