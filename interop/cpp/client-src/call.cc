@@ -115,7 +115,7 @@ void CallRun::Start(const nlohmann::json* request) {
   for (const auto& [name, value] : spec_.metadata) ctx_.AddMetadata(name, value);
   if (spec_.compression) ctx_.set_compression_algorithm(GRPC_COMPRESS_GZIP);
   rpc_ = method_.open(channel_, &ctx_, &cq_);
-  if (rpc_->Start(request, this) && !Wait()) ReceiveAll();  // the call is over: read why
+  if (rpc_->Start(request, this) && !Wait("StartCall")) ReceiveAll();  // the call is over: read why
 }
 
 void CallRun::Send(const nlohmann::json& message) {
@@ -124,18 +124,17 @@ void CallRun::Send(const nlohmann::json& message) {
     return;
   }
   rpc_->Write(message, this);
-  if (!Wait()) ReceiveAll();  // the stream is over: its status says why
+  if (!Wait("Write")) ReceiveAll();  // the stream is over: its status says why
 }
 
 void CallRun::HalfClose() {
   if (spec_.mode == Mode::kUnary) {
-    // A unary StartCall only stages the request: the batch (headers, request,
-    // half-close) goes out with the first operation that receives something.
-    // ReadInitialMetadata is that operation, so the request is on the wire
-    // now; a later step waits for its completion.
+    // The usual async unary call: StartCall, then Finish at once. StartCall
+    // only stages the batch (headers, request, half-close); Finish sends it
+    // with the operations that receive the answer. Later steps wait for it.
     Start(&request_);
-    rpc_->ReadInitialMetadata(this);
-    headers_pending_ = true;
+    rpc_->Finish(&status_, this);
+    finish_pending_ = true;
     return;
   }
   if (spec_.mode == Mode::kServerStreaming) {
@@ -143,28 +142,29 @@ void CallRun::HalfClose() {
     return;
   }
   rpc_->WritesDone(this);
-  if (!Wait()) ReceiveAll();
+  if (!Wait("WritesDone")) ReceiveAll();
 }
 
 void CallRun::ReceiveHeaders() {
   // C++ allows ReadInitialMetadata only before any operation that receives
   // the headers itself; after one, they are already in the context.
   if (metadata_in_) return;
-  if (!headers_pending_) rpc_->ReadInitialMetadata(this);
-  headers_pending_ = false;
-  Wait();
+  if (finish_pending_) {
+    AwaitFinish();  // a unary call's headers come with its end
+    return;
+  }
+  rpc_->ReadInitialMetadata(this);
+  Wait("ReadInitialMetadata");
   metadata_in_ = true;
 }
 
 void CallRun::Receive() {
   if (spec_.mode == Mode::kUnary || spec_.mode == Mode::kClientStreaming) {
-    if (headers_pending_) ReceiveHeaders();
     FinishCall();
-    if (status_.ok()) messages_.push_back(rpc_->Received());
     return;
   }
   rpc_->Read(this);
-  bool ok = Wait();
+  bool ok = Wait("Read");
   metadata_in_ = true;
   if (ok) {
     messages_.push_back(rpc_->Received());
@@ -178,15 +178,25 @@ void CallRun::ReceiveAll() {
 }
 
 void CallRun::FinishCall() {
-  rpc_->Finish(&status_, this);
-  Wait();
+  if (!finish_pending_) rpc_->Finish(&status_, this);
+  finish_pending_ = true;
+  AwaitFinish();
+}
+
+// Waits for Finish: the status, the headers if not in yet, and for unary and
+// client streaming the one response.
+void CallRun::AwaitFinish() {
+  Wait("Finish");
+  finish_pending_ = false;
   metadata_in_ = true;
   ended_ = true;
+  bool one_response = spec_.mode == Mode::kUnary || spec_.mode == Mode::kClientStreaming;
+  if (one_response && status_.ok()) messages_.push_back(rpc_->Received());
 }
 
 // Waits for the one operation in flight. When the plan's timeout_ms runs out
 // first, cancels the call and waits a little more for the operation to fail.
-bool CallRun::Wait() {
+bool CallRun::Wait(const char* op) {
   void* tag = nullptr;
   bool ok = false;
   auto got = cq_.AsyncNext(&tag, &ok, plan_deadline_);
@@ -196,8 +206,8 @@ bool CallRun::Wait() {
     got = cq_.AsyncNext(&tag, &ok, Clock::now() + kStuckGrace);
   }
   if (got != grpc::CompletionQueue::GOT_EVENT) {
-    fprintf(stderr, "interop/cpp/client: %s %s: no completion 2 s after the plan's timeout_ms cancelled it\n",
-            spec_.method.c_str(), where_.c_str());
+    fprintf(stderr, "interop/cpp/client: %s %s: %s did not complete 2 s after the plan's timeout_ms cancelled it\n",
+            spec_.method.c_str(), where_.c_str(), op);
     std::_Exit(1);
   }
   return ok;

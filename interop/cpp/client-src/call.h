@@ -37,7 +37,8 @@ class CallRun {
   void Receive();
   void ReceiveAll();
   void FinishCall();
-  bool Wait();
+  void AwaitFinish();
+  bool Wait(const char* op);
   nlohmann::json Report() const;
 
   const PlanCall& spec_;
@@ -55,7 +56,7 @@ class CallRun {
   bool ended_ = false;
   bool cancelled_ = false;        // a cancel step ran
   bool metadata_in_ = false;      // an operation that receives the headers completed
-  bool headers_pending_ = false;  // unary: the ReadInitialMetadata posted at half_close
+  bool finish_pending_ = false;   // Finish was posted (unary: at half_close)
   grpc::Status status_;
   std::string client_error_;      // why the call never ran, when it did not
   std::vector<nlohmann::json> messages_;
