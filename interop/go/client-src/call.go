@@ -202,6 +202,11 @@ func (c *callRun) receiveHeaders() {
 func (c *callRun) receive() {
 	msg := c.method.output.New().Interface()
 	if err := c.stream.RecvMsg(msg); err != nil {
+		if errors.Is(err, io.EOF) && !c.responseStream() {
+			// An OK status without the one response: grpc-go 1.33 hands the
+			// io.EOF itself to the application (Invoke, CloseAndRecv).
+			err = errNoResponse{}
+		}
 		c.end(err)
 		return
 	}
@@ -211,10 +216,22 @@ func (c *callRun) receive() {
 		return
 	}
 	c.messages = append(c.messages, text)
-	if c.spec.Mode == modeUnary || c.spec.Mode == modeClientStreaming {
+	if !c.responseStream() {
 		c.end(io.EOF)
 	}
 }
+
+func (c *callRun) responseStream() bool {
+	return c.spec.Mode == modeServerStreaming || c.spec.Mode == modeBidi
+}
+
+// errNoResponse is the io.EOF grpc-go returns from a unary or client
+// streaming call that ended OK without its response; this client keeps a bare
+// io.EOF for "ended OK", so it stands in for it (same text, and
+// status.Convert makes it UNKNOWN "EOF", as it would for the application).
+type errNoResponse struct{}
+
+func (errNoResponse) Error() string { return io.EOF.Error() }
 
 func (c *callRun) receiveAll() {
 	for !c.ended && c.stream != nil {
