@@ -48,14 +48,24 @@ CallRun::CallRun(const PlanCall& spec, const MethodEntry& method, std::shared_pt
       method_(method),
       channel_(std::move(channel)),
       plan_deadline_(plan_deadline),
-      plan_timeout_ms_(plan_timeout_ms) {}
+      plan_timeout_ms_(plan_timeout_ms),
+      poller_([this] { Poll(); }) {}
 
 CallRun::~CallRun() {
-  rpc_.reset();
+  // Every operation has completed (each step waits for its own), so the
+  // queue can shut down: the poller drains it and returns.
   cq_.Shutdown();
-  void* tag;
-  bool ok;
+  poller_.join();
+  rpc_.reset();
+}
+
+void CallRun::Poll() {
+  void* tag = nullptr;
+  bool ok = false;
   while (cq_.Next(&tag, &ok)) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    completions_.push_back(ok);
+    completed_.notify_one();
   }
 }
 
@@ -197,19 +207,19 @@ void CallRun::AwaitFinish() {
 // Waits for the one operation in flight. When the plan's timeout_ms runs out
 // first, cancels the call and waits a little more for the operation to fail.
 bool CallRun::Wait(const char* op) {
-  void* tag = nullptr;
-  bool ok = false;
-  auto got = cq_.AsyncNext(&tag, &ok, plan_deadline_);
-  if (got == grpc::CompletionQueue::TIMEOUT) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto done = [this] { return !completions_.empty(); };
+  if (!completed_.wait_until(lock, plan_deadline_, done)) {
     if (timed_out_.empty() && !cancelled_) timed_out_ = where_;
     ctx_.TryCancel();
-    got = cq_.AsyncNext(&tag, &ok, Clock::now() + kStuckGrace);
+    if (!completed_.wait_for(lock, kStuckGrace, done)) {
+      fprintf(stderr, "interop/cpp/client: %s %s: %s did not complete 2 s after the plan's timeout_ms cancelled it\n",
+              spec_.method.c_str(), where_.c_str(), op);
+      std::_Exit(1);
+    }
   }
-  if (got != grpc::CompletionQueue::GOT_EVENT) {
-    fprintf(stderr, "interop/cpp/client: %s %s: %s did not complete 2 s after the plan's timeout_ms cancelled it\n",
-            spec_.method.c_str(), where_.c_str(), op);
-    std::_Exit(1);
-  }
+  bool ok = completions_.front();
+  completions_.pop_front();
   return ok;
 }
 

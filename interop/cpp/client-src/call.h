@@ -1,10 +1,16 @@
 // One planned call driven step by step on gRPC C++'s async API, with its own
-// completion queue, so that every wait is bounded by the plan's deadline.
+// completion queue drained by its own thread (as an async C++ application
+// keeps one polling, which is also what lets C-core read the connection
+// during a pause), so that every wait is bounded by the plan's deadline.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -39,6 +45,7 @@ class CallRun {
   void FinishCall();
   void AwaitFinish();
   bool Wait(const char* op);
+  void Poll();
   nlohmann::json Report() const;
 
   const PlanCall& spec_;
@@ -51,6 +58,13 @@ class CallRun {
   grpc::CompletionQueue cq_;
   grpc::ClientContext ctx_;
   std::unique_ptr<Rpc> rpc_;
+
+  // What the poller thread hands over: the ok flag of each finished
+  // operation (one is in flight at a time).
+  std::mutex mutex_;
+  std::condition_variable completed_;
+  std::deque<bool> completions_;
+  std::thread poller_;
 
   nlohmann::json request_;  // unary and server streaming: sent at half_close
   bool ended_ = false;
