@@ -1,0 +1,158 @@
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
+import io.grpc.netty.NettyChannelBuilder;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The Java client peer: reads grpc-conform's plan on stdin, runs its calls on
+ * one grpc-java Netty channel (PlannedCall), prints the report on stdout and
+ * exits 0. A plan it cannot run is an error on stderr and exit status 2.
+ */
+public final class PeerClient {
+  /** A plan larger than this is refused rather than read into memory. */
+  private static final int MAX_PLAN_BYTES = 64 * 1024 * 1024;
+
+  /** After the plan's time, calls get this long to record their end. */
+  private static final long JOIN_GRACE_MS = 4000;
+
+  private static final long STARTED = System.nanoTime();
+
+  private PeerClient() {}
+
+  public static void main(String[] args) throws Exception {
+    ClientPlan plan;
+    try {
+      plan = ClientPlan.parse(readPlan(System.in));
+      checkMessages(plan);
+    } catch (ClientPlan.Invalid e) {
+      System.err.println("java client: plan (stdin): " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    long endNanos = STARTED + TimeUnit.MILLISECONDS.toNanos(plan.timeoutMs);
+    log("fixture " + plan.fixture + ": " + plan.calls.size() + " call(s) to " + plan.target);
+    ManagedChannel channel = channel(plan);
+    List<PlannedCall> calls = new ArrayList<>();
+    for (int i = 0; i < plan.calls.size(); i++) {
+      calls.add(new PlannedCall(i, plan.calls.get(i), channel, endNanos));
+    }
+    if (plan.concurrent) {
+      runAtOnce(calls, endNanos);
+    } else {
+      calls.forEach(PlannedCall::run);
+    }
+    JsonObject report = new JsonObject();
+    report.addProperty("version", ClientPlan.VERSION);
+    report.addProperty("client", "grpc-java/" + io.grpc.internal.GrpcUtil.getGrpcBuildVersion().getImplementationVersion());
+    JsonArray results = new JsonArray();
+    calls.forEach(c -> results.add(c.result()));
+    report.add("calls", results);
+    System.out.println(new GsonBuilder().serializeNulls().disableHtmlEscaping().create().toJson(report));
+    System.out.flush();
+    channel.shutdownNow();
+    channel.awaitTermination(1, TimeUnit.SECONDS);
+    // grpc-java's executor threads are not daemons: exit rather than wait for them.
+    System.exit(0);
+  }
+
+  /** One channel for the whole plan; what the plan leaves out is grpc-java's default. */
+  private static ManagedChannel channel(ClientPlan plan) {
+    NettyChannelBuilder builder = NettyChannelBuilder.forTarget(plan.target).usePlaintext();
+    if (plan.keepaliveTimeMs != null) {
+      // grpc-java raises a keepalive time under 10 s to 10 s, and a timeout
+      // under 10 ms to 10 ms (KeepAliveManager's clamps).
+      builder
+          .keepAliveTime(plan.keepaliveTimeMs, TimeUnit.MILLISECONDS)
+          .keepAliveTimeout(plan.keepaliveTimeoutMs, TimeUnit.MILLISECONDS)
+          .keepAliveWithoutCalls(plan.keepaliveWithoutCalls);
+    }
+    if (plan.maxReceiveMessageBytes != null) {
+      builder.maxInboundMessageSize((int) Math.min(plan.maxReceiveMessageBytes, Integer.MAX_VALUE));
+    }
+    return builder.build();
+  }
+
+  /** Starts every call on a thread of its own at the same moment, then waits for them all. */
+  private static void runAtOnce(List<PlannedCall> calls, long endNanos) throws InterruptedException {
+    CountDownLatch go = new CountDownLatch(1);
+    List<Thread> threads = new ArrayList<>();
+    for (PlannedCall call : calls) {
+      Thread t =
+          new Thread(
+              () -> {
+                try {
+                  go.await();
+                } catch (InterruptedException e) {
+                  return;
+                }
+                call.run();
+              },
+              "planned-call");
+      t.setDaemon(true);
+      t.start();
+      threads.add(t);
+    }
+    go.countDown();
+    long joinBy = endNanos + TimeUnit.MILLISECONDS.toNanos(JOIN_GRACE_MS);
+    for (Thread t : threads) {
+      long left = joinBy - System.nanoTime();
+      if (left > 0) {
+        TimeUnit.NANOSECONDS.timedJoin(t, left);
+      }
+    }
+  }
+
+  /** Every message the plan sends must be its method's input type in proto3 JSON. */
+  private static void checkMessages(ClientPlan plan) throws ClientPlan.Invalid {
+    for (int c = 0; c < plan.calls.size(); c++) {
+      ClientPlan.Call call = plan.calls.get(c);
+      MethodDescriptor<Message, Message> method = ContractMethods.find(call.method, call.mode);
+      for (int s = 0; s < call.steps.size(); s++) {
+        ClientPlan.Step step = call.steps.get(s);
+        String at = "calls[" + c + "].steps[" + s + "]";
+        try {
+          if (step.op == ClientPlan.Op.SEND) {
+            ContractMethods.request(method, step.message);
+          } else if (step.op == ClientPlan.Op.SEND_MANY) {
+            ContractMethods.request(method, ContractMethods.numbered(step.message, 1));
+          }
+        } catch (InvalidProtocolBufferException e) {
+          String field = step.op == ClientPlan.Op.SEND ? "message" : "template";
+          throw new ClientPlan.Invalid(
+              at + "." + field + ": not a " + method.getFullMethodName() + " request: "
+                  + e.getMessage());
+        }
+      }
+    }
+  }
+
+  private static String readPlan(InputStream in) throws IOException, ClientPlan.Invalid {
+    ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+    byte[] chunk = new byte[64 * 1024];
+    for (int n; (n = in.read(chunk)) > 0; ) {
+      if (buffer.size() + n > MAX_PLAN_BYTES) {
+        throw new ClientPlan.Invalid("larger than " + MAX_PLAN_BYTES + " bytes");
+      }
+      buffer.write(chunk, 0, n);
+    }
+    return buffer.toString(StandardCharsets.UTF_8);
+  }
+
+  /** A line on stderr with the time since start, which the kit shows when a fixture fails. */
+  static void log(String what) {
+    long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - STARTED);
+    System.err.println("java client +" + ms + " ms: " + what);
+  }
+}

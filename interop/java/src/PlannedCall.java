@@ -1,0 +1,369 @@
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonNull;
+import com.google.gson.JsonObject;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.InternalMetadata;
+import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
+import io.grpc.Status;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+
+/**
+ * One planned call on grpc-java's ClientCall API, so each step is one API
+ * operation: send is sendMessage, half_close is halfClose, cancel is cancel,
+ * receive is request(1) and the listener's onMessage or onClose. Unary and
+ * server streaming calls start at half_close (start, sendMessage, halfClose),
+ * as grpc-java's stubs invoke them; streaming-request calls start before their
+ * first step. Every wait ends at the plan's end ({@code endNanos}); a call
+ * still open then is cancelled.
+ */
+final class PlannedCall implements Runnable {
+  /** The description grpc-java gives the CANCELLED status of a cancel step. */
+  static final String CANCEL_MESSAGE = "cancelled by the client";
+
+  /** How long grpc-java gets to close a call this client cancelled. */
+  private static final long CLOSE_GRACE_NANOS = TimeUnit.SECONDS.toNanos(2);
+
+  /** Responses kept per call; more cancel the call (a bound, never reached by fixtures). */
+  private static final int MAX_MESSAGES = 100_000;
+
+  private final int index;
+  private final ClientPlan.Call plan;
+  private final Channel channel;
+  private final long endNanos;
+  private final MethodDescriptor<Message, Message> method;
+
+  // Touched by the step thread only.
+  private volatile ClientCall<Message, Message> call;
+  private Message pendingRequest;
+  /** A receive found the call over: the remaining steps but pauses are skipped. */
+  private boolean ended;
+
+  // What grpc-java's listener delivered, guarded by this.
+  private Metadata headers;
+  private final List<JsonElement> messages = new ArrayList<>();
+  private int taken;
+  private Status status;
+  private Metadata trailers;
+
+  PlannedCall(int index, ClientPlan.Call plan, Channel channel, long endNanos) {
+    this.index = index;
+    this.plan = plan;
+    this.channel = channel;
+    this.endNanos = endNanos;
+    this.method = ContractMethods.find(plan.method, plan.mode);
+  }
+
+  @Override
+  public void run() {
+    try {
+      if (!plan.mode.invokedAtHalfClose()) {
+        start();
+      }
+      for (int i = 0; i < plan.steps.size(); i++) {
+        ClientPlan.Step step = plan.steps.get(i);
+        if (closedLocally() || (ended && step.op != ClientPlan.Op.PAUSE)) {
+          log("skips step " + i + " (" + ClientPlan.lower(step.op) + "): the call is over");
+          continue;
+        }
+        log("step " + i + ": " + ClientPlan.lower(step.op));
+        boolean inTime;
+        try {
+          inTime = step(step);
+        } catch (IllegalStateException refused) {
+          // E.g. a send after cancel: grpc-java refuses it and the call goes on.
+          log("grpc-java refused step " + i + ": " + refused);
+          continue;
+        }
+        if (!inTime) {
+          timeUp("step " + i + " (" + ClientPlan.lower(step.op) + ")");
+          return;
+        }
+      }
+      if (call != null && !awaitClose()) {
+        timeUp("the drain after the last step");
+      }
+    } catch (IllegalArgumentException | InvalidProtocolBufferException e) {
+      // Refused by grpc-java before the call could go on (e.g. a metadata name
+      // it rejects): the call ends with the status grpc-java derives from it.
+      log("grpc-java refused: " + e);
+      if (call != null) {
+        call.cancel("the client could not go on: " + e, e);
+        awaitUntil(this::closed, System.nanoTime() + CLOSE_GRACE_NANOS);
+      }
+      synchronized (this) {
+        if (status == null) {
+          status = Status.fromThrowable(e);
+        }
+      }
+    }
+  }
+
+  /** The call never started because a step before failed; nothing to wait for. */
+  private boolean closedLocally() {
+    synchronized (this) {
+      return call == null && status != null;
+    }
+  }
+
+  /** Runs one step; false when the plan's time ran out during it. */
+  private boolean step(ClientPlan.Step step) throws InvalidProtocolBufferException {
+    switch (step.op) {
+      case SEND:
+        return send(ContractMethods.request(method, step.message));
+      case SEND_MANY:
+        for (long i = 1; i <= step.count; i++) {
+          if (!send(ContractMethods.request(method, ContractMethods.numbered(step.message, i)))) {
+            return false;
+          }
+        }
+        return true;
+      case HALF_CLOSE:
+        if (call == null) {
+          start();
+          call.sendMessage(pendingRequest);
+        }
+        call.halfClose();
+        return true;
+      case RECEIVE_HEADERS:
+        return awaitUntil(() -> headers != null || status != null, endNanos);
+      case RECEIVE:
+        return receiveOne();
+      case RECEIVE_ALL:
+        return awaitClose();
+      case CANCEL:
+        call.cancel(CANCEL_MESSAGE, null);
+        return true;
+      case PAUSE:
+        long left = endNanos - System.nanoTime();
+        long nanos = Math.min(TimeUnit.MILLISECONDS.toNanos(step.ms), left);
+        if (nanos > 0) {
+          sleep(nanos);
+        }
+        return step.ms == 0 || nanos >= TimeUnit.MILLISECONDS.toNanos(step.ms);
+    }
+    throw new AssertionError(step.op);
+  }
+
+  private void start() {
+    CallOptions options = CallOptions.DEFAULT;
+    if (plan.deadlineMs != null) {
+      options = options.withDeadlineAfter(plan.deadlineMs, TimeUnit.MILLISECONDS);
+    }
+    if (plan.compression != null) {
+      options = options.withCompression(plan.compression);
+    }
+    Metadata metadata = new Metadata();
+    for (ClientPlan.Entry e : plan.metadata) {
+      if (e.bytes != null) {
+        metadata.put(Metadata.Key.of(e.name, Metadata.BINARY_BYTE_MARSHALLER), e.bytes);
+      } else {
+        metadata.put(Metadata.Key.of(e.name, Metadata.ASCII_STRING_MARSHALLER), e.text);
+      }
+    }
+    ClientCall<Message, Message> started = channel.newCall(method, options);
+    started.start(new Listener(), metadata);
+    call = started;
+  }
+
+  /**
+   * Unary and server streaming: keeps the request for half_close. Streaming
+   * requests: sends when grpc-java says the stream is ready (its flow control,
+   * so a long send_many buffers no more than grpc-java's 32 KiB), or at once
+   * when the call is already over (grpc-java then drops the message).
+   */
+  private boolean send(Message request) {
+    if (call == null) {
+      pendingRequest = request;
+      return true;
+    }
+    if (!awaitUntil(() -> call.isReady() || status != null, endNanos)) {
+      return false;
+    }
+    call.sendMessage(request);
+    return true;
+  }
+
+  private boolean receiveOne() {
+    call.request(1);
+    if (!awaitUntil(() -> messages.size() > taken || status != null, endNanos)) {
+      return false;
+    }
+    synchronized (this) {
+      if (messages.size() > taken) {
+        taken++;
+      } else {
+        ended = true;
+      }
+    }
+    return true;
+  }
+
+  /** Reads every remaining response, one request(1) at a time, and the status. */
+  private boolean awaitClose() {
+    while (true) {
+      synchronized (this) {
+        if (status != null) {
+          taken = messages.size();
+          return true;
+        }
+      }
+      call.request(1);
+      int seen;
+      synchronized (this) {
+        seen = messages.size();
+      }
+      if (!awaitUntil(() -> messages.size() > seen || status != null, endNanos)) {
+        return false;
+      }
+    }
+  }
+
+  /** The plan's time is over: cancel the call and give grpc-java a moment to close it. */
+  private void timeUp(String during) {
+    String why = "the plan's timeout_ms elapsed during " + during;
+    log(why + "; cancelling");
+    if (call != null) {
+      call.cancel(why, null);
+      awaitUntil(this::closed, System.nanoTime() + CLOSE_GRACE_NANOS);
+    }
+    synchronized (this) {
+      if (status == null) {
+        status = Status.DEADLINE_EXCEEDED.withDescription(why);
+      }
+    }
+  }
+
+  private synchronized boolean closed() {
+    return status != null;
+  }
+
+  /** Waits until {@code done} (checked under this lock) or {@code until}; false on time out. */
+  private synchronized boolean awaitUntil(BooleanSupplier done, long until) {
+    while (!done.getAsBoolean()) {
+      long left = until - System.nanoTime();
+      if (left <= 0) {
+        return false;
+      }
+      try {
+        TimeUnit.NANOSECONDS.timedWait(this, left);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static void sleep(long nanos) {
+    try {
+      TimeUnit.NANOSECONDS.sleep(nanos);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void log(String what) {
+    PeerClient.log("call " + index + " " + plan.method + ": " + what);
+  }
+
+  /** What grpc-java delivered, as the report's call entry. */
+  synchronized JsonObject result() {
+    JsonObject o = new JsonObject();
+    o.add("headers", headers == null ? JsonNull.INSTANCE : pairs(headers));
+    JsonArray received = new JsonArray();
+    messages.forEach(received::add);
+    o.add("messages", received);
+    o.add("trailers", trailers == null ? new JsonArray() : pairs(trailers));
+    Status s = status != null ? status : Status.UNKNOWN.withDescription("grpc-java never closed the call");
+    JsonObject st = new JsonObject();
+    st.addProperty("code", s.getCode().value());
+    st.addProperty("message", s.getDescription() == null ? "" : s.getDescription());
+    o.add("status", st);
+    o.add("error", s.isOk() ? JsonNull.INSTANCE : new com.google.gson.JsonPrimitive(errorText(s)));
+    return o;
+  }
+
+  /** The StatusRuntimeException grpc-java's stubs would throw, with its causes. */
+  private String errorText(Status s) {
+    StringBuilder text = new StringBuilder(s.asRuntimeException(trailers).toString());
+    for (Throwable c = s.getCause(); c != null; c = c.getCause()) {
+      text.append(" (caused by ").append(c).append(')');
+    }
+    return text.toString();
+  }
+
+  /**
+   * Metadata as [name, value] pairs in the order they came; -bin values base64.
+   * Metadata.keys() is a HashSet, so the order comes from InternalMetadata's
+   * serialized form (names and values as grpc-java holds them, -bin decoded).
+   */
+  private static JsonArray pairs(Metadata metadata) {
+    JsonArray out = new JsonArray();
+    byte[][] serialized = InternalMetadata.serialize(metadata);
+    for (int i = 0; i + 1 < serialized.length; i += 2) {
+      String name = new String(serialized[i], StandardCharsets.US_ASCII);
+      byte[] value = serialized[i + 1];
+      JsonArray pair = new JsonArray();
+      pair.add(name);
+      pair.add(
+          name.endsWith(Metadata.BINARY_HEADER_SUFFIX)
+              ? Base64.getEncoder().encodeToString(value)
+              : new String(value, StandardCharsets.US_ASCII));
+      out.add(pair);
+    }
+    return out;
+  }
+
+  /** grpc-java's callbacks, run on its call executor. */
+  private final class Listener extends ClientCall.Listener<Message> {
+    @Override
+    public void onHeaders(Metadata h) {
+      synchronized (PlannedCall.this) {
+        headers = h;
+        PlannedCall.this.notifyAll();
+      }
+    }
+
+    @Override
+    public void onMessage(Message m) {
+      JsonElement json = ContractMethods.json(m);
+      boolean full;
+      synchronized (PlannedCall.this) {
+        messages.add(json);
+        full = messages.size() >= MAX_MESSAGES;
+        PlannedCall.this.notifyAll();
+      }
+      if (full) {
+        call.cancel("the client keeps at most " + MAX_MESSAGES + " responses a call", null);
+      }
+    }
+
+    @Override
+    public void onClose(Status s, Metadata t) {
+      synchronized (PlannedCall.this) {
+        status = s;
+        trailers = t;
+        PlannedCall.this.notifyAll();
+      }
+      log("closed: " + s.getCode() + (s.getDescription() == null ? "" : " " + s.getDescription()));
+    }
+
+    @Override
+    public void onReady() {
+      synchronized (PlannedCall.this) {
+        PlannedCall.this.notifyAll();
+      }
+    }
+  }
+}
