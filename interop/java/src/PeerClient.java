@@ -3,6 +3,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
+import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.netty.NettyChannelBuilder;
@@ -44,6 +45,7 @@ public final class PeerClient {
     long endNanos = STARTED + TimeUnit.MILLISECONDS.toNanos(plan.timeoutMs);
     log("fixture " + plan.fixture + ": " + plan.calls.size() + " call(s) to " + plan.target);
     ManagedChannel channel = channel(plan);
+    connect(channel, endNanos);
     List<PlannedCall> calls = new ArrayList<>();
     for (int i = 0; i < plan.calls.size(); i++) {
       calls.add(new PlannedCall(i, plan.calls.get(i), channel, endNanos));
@@ -82,6 +84,31 @@ public final class PeerClient {
       builder.maxInboundMessageSize((int) Math.min(plan.maxReceiveMessageBytes, Integer.MAX_VALUE));
     }
     return builder.build();
+  }
+
+  /**
+   * Connects the channel before the first call: a cold JVM spends a few
+   * hundred milliseconds loading Netty on its first connection, which would
+   * otherwise run inside the first call's deadline. Ends at READY, at a
+   * failure (the calls then fail as grpc-java fails them) or at the plan's end.
+   */
+  private static void connect(ManagedChannel channel, long endNanos) throws InterruptedException {
+    while (true) {
+      ConnectivityState state = channel.getState(true);
+      if (state == ConnectivityState.READY
+          || state == ConnectivityState.TRANSIENT_FAILURE
+          || state == ConnectivityState.SHUTDOWN) {
+        log("channel " + state);
+        return;
+      }
+      CountDownLatch changed = new CountDownLatch(1);
+      channel.notifyWhenStateChanged(state, changed::countDown);
+      long left = endNanos - System.nanoTime();
+      if (left <= 0 || !changed.await(left, TimeUnit.NANOSECONDS)) {
+        log("channel still " + state + " at the plan's end");
+        return;
+      }
+    }
   }
 
   /** Starts every call on a thread of its own at the same moment, then waits for them all. */

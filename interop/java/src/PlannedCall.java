@@ -218,11 +218,11 @@ final class PlannedCall implements Runnable {
           return true;
         }
       }
-      call.request(1);
       int seen;
       synchronized (this) {
         seen = messages.size();
       }
+      call.request(1);
       if (!awaitUntil(() -> messages.size() > seen || status != null, endNanos)) {
         return false;
       }
