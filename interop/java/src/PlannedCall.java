@@ -32,7 +32,7 @@ final class PlannedCall implements Runnable {
   static final String CANCEL_MESSAGE = "cancelled by the client";
 
   /** How long grpc-java gets to close a call this client cancelled. */
-  private static final long CLOSE_GRACE_NANOS = TimeUnit.SECONDS.toNanos(2);
+  private static final long CLOSE_GRACE_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   /** Responses kept per call; more cancel the call (a bound, never reached by fixtures). */
   private static final int MAX_MESSAGES = 100_000;
