@@ -37,6 +37,9 @@ final class PlannedCall implements Runnable {
   /** Responses kept per call; more cancel the call (a bound, never reached by fixtures). */
   private static final int MAX_MESSAGES = 100_000;
 
+  /** Request bytes a call may queue beyond grpc-java's readiness before a send waits for it. */
+  private static final long MAX_UNREADY_BYTES = 16L * 1024 * 1024;
+
   private final int index;
   private final ClientPlan.Call plan;
   private final Channel channel;
@@ -48,6 +51,8 @@ final class PlannedCall implements Runnable {
   private Message pendingRequest;
   /** A receive found the call over: the remaining steps but pauses are skipped. */
   private boolean ended;
+  /** Request bytes sent since grpc-java last said the stream was ready. */
+  private long sentWhileUnready;
 
   // What grpc-java's listener delivered, guarded by this.
   private Metadata headers;
@@ -178,17 +183,26 @@ final class PlannedCall implements Runnable {
 
   /**
    * Unary and server streaming: keeps the request for half_close. Streaming
-   * requests: sends when grpc-java says the stream is ready (its flow control,
-   * so a long send_many buffers no more than grpc-java's 32 KiB), or at once
-   * when the call is already over (grpc-java then drops the message).
+   * requests: sendMessage at once, as an application that ignores isReady()
+   * does (most do), so a call the server has already finished takes the
+   * message as grpc-java does (drops it). Only when more than
+   * MAX_UNREADY_BYTES went out while grpc-java said the stream was not ready
+   * does the send wait for onReady, so a long send_many stays bounded.
    */
   private boolean send(Message request) {
     if (call == null) {
       pendingRequest = request;
       return true;
     }
-    if (!awaitUntil(() -> call.isReady() || status != null, endNanos)) {
-      return false;
+    if (call.isReady()) {
+      sentWhileUnready = 0;
+    } else if (sentWhileUnready >= MAX_UNREADY_BYTES) {
+      if (!awaitUntil(() -> call.isReady() || status != null, endNanos)) {
+        return false;
+      }
+      sentWhileUnready = 0;
+    } else {
+      sentWhileUnready += request.getSerializedSize();
     }
     call.sendMessage(request);
     return true;
