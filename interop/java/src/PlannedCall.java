@@ -77,7 +77,7 @@ final class PlannedCall implements Runnable {
       }
       for (int i = 0; i < plan.steps.size(); i++) {
         ClientPlan.Step step = plan.steps.get(i);
-        if (closedLocally() || (ended && step.op != ClientPlan.Op.PAUSE)) {
+        if (ended && step.op != ClientPlan.Op.PAUSE) {
           log("skips step " + i + " (" + ClientPlan.lower(step.op) + "): the call is over");
           continue;
         }
@@ -111,13 +111,6 @@ final class PlannedCall implements Runnable {
           status = Status.fromThrowable(e);
         }
       }
-    }
-  }
-
-  /** The call never started because a step before failed; nothing to wait for. */
-  private boolean closedLocally() {
-    synchronized (this) {
-      return call == null && status != null;
     }
   }
 
