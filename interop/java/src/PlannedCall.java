@@ -28,8 +28,8 @@ import java.util.function.BooleanSupplier;
  * still open then is cancelled.
  */
 final class PlannedCall implements Runnable {
-  /** The description grpc-java gives the CANCELLED status of a cancel step. */
-  static final String CANCEL_MESSAGE = "cancelled by the client";
+  /** The text of a cancel step, which grpc-java makes the CANCELLED status's message. */
+  static final String CANCEL_MESSAGE = "cancelled by the application";
 
   /** How long grpc-java gets to close a call this client cancelled. */
   private static final long CLOSE_GRACE_NANOS = TimeUnit.SECONDS.toNanos(1);
