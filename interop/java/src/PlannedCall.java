@@ -7,10 +7,15 @@ import com.google.protobuf.Message;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;
+import io.grpc.ForwardingClientCall;
+import io.grpc.ForwardingClientCallListener;
 import io.grpc.InternalMetadata;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientCalls;
+import io.grpc.stub.ClientResponseObserver;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -19,13 +24,15 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
 /**
- * One planned call on grpc-java's ClientCall API, so each step is one API
- * operation: send is sendMessage, half_close is halfClose, cancel is cancel,
- * receive is request(1) and the listener's onMessage or onClose. Unary and
- * server streaming calls start at half_close (start, sendMessage, halfClose),
- * as grpc-java's stubs invoke them; streaming-request calls start before their
- * first step. Every wait ends at the plan's end ({@code endNanos}); a call
- * still open then is cancelled.
+ * One planned call on grpc-java's async stub API (io.grpc.stub.ClientCalls with
+ * a ClientResponseObserver and manual flow control), so each step is one API
+ * operation: send is onNext, half_close is onCompleted, cancel is cancel,
+ * receive is request(1) and the response observer's onNext or onError or
+ * onCompleted. Unary and server streaming calls are invoked at half_close
+ * (asyncUnaryCall, asyncServerStreamingCall: start, request, half-close at
+ * once); streaming-request calls start before their first step. Every wait
+ * ends at the plan's end ({@code endNanos}); a call still open then is
+ * cancelled.
  */
 final class PlannedCall implements Runnable {
   /** The text of a cancel step, which grpc-java makes the CANCELLED status's message. */
@@ -47,8 +54,11 @@ final class PlannedCall implements Runnable {
   private final MethodDescriptor<Message, Message> method;
 
   // Touched by the step thread only.
-  private volatile ClientCall<Message, Message> call;
+  /** The request side of the call, from the stub's beforeStart; null until the call starts. */
+  private volatile ClientCallStreamObserver<Message> call;
   private Message pendingRequest;
+  /** receive_all: the response observer asks for the next message as each arrives. */
+  private volatile boolean draining;
   /** A receive found the call over: the remaining steps but pauses are skipped. */
   private boolean ended;
   /** Request bytes sent since grpc-java last said the stream was ready. */
@@ -73,7 +83,7 @@ final class PlannedCall implements Runnable {
   public void run() {
     try {
       if (!plan.mode.invokedAtHalfClose()) {
-        start();
+        start(null);
       }
       for (int i = 0; i < plan.steps.size(); i++) {
         ClientPlan.Step step = plan.steps.get(i);
@@ -128,10 +138,10 @@ final class PlannedCall implements Runnable {
         return true;
       case HALF_CLOSE:
         if (call == null) {
-          start();
-          call.sendMessage(pendingRequest);
+          start(pendingRequest);
+        } else {
+          call.onCompleted();
         }
-        call.halfClose();
         return true;
       case RECEIVE_HEADERS:
         return awaitUntil(() -> headers != null || status != null, endNanos);
@@ -153,7 +163,11 @@ final class PlannedCall implements Runnable {
     throw new AssertionError(step.op);
   }
 
-  private void start() {
+  /**
+   * Starts the call through the stub API of its mode; {@code request} is the
+   * one request of unary and server streaming calls, else null.
+   */
+  private void start(Message request) {
     CallOptions options = CallOptions.DEFAULT;
     if (plan.deadlineMs != null) {
       options = options.withDeadlineAfter(plan.deadlineMs, TimeUnit.MILLISECONDS);
@@ -169,14 +183,28 @@ final class PlannedCall implements Runnable {
         metadata.put(Metadata.Key.of(e.name, Metadata.ASCII_STRING_MARSHALLER), e.text);
       }
     }
-    ClientCall<Message, Message> started = channel.newCall(method, options);
-    started.start(new Listener(), metadata);
-    call = started;
+    ClientCall<Message, Message> recorded =
+        new RecordedCall(channel.newCall(method, options), metadata);
+    Responses responses = new Responses();
+    switch (plan.mode) {
+      case UNARY:
+        ClientCalls.asyncUnaryCall(recorded, request, responses);
+        break;
+      case SERVER_STREAMING:
+        ClientCalls.asyncServerStreamingCall(recorded, request, responses);
+        break;
+      case CLIENT_STREAMING:
+        ClientCalls.asyncClientStreamingCall(recorded, responses);
+        break;
+      case BIDI:
+        ClientCalls.asyncBidiStreamingCall(recorded, responses);
+        break;
+    }
   }
 
   /**
    * Unary and server streaming: keeps the request for half_close. Streaming
-   * requests: sendMessage at once, as an application that ignores isReady()
+   * requests: onNext at once, as an application that ignores isReady()
    * does (most do), so a call the server has already finished takes the
    * message as grpc-java does (drops it). Only when more than
    * MAX_UNREADY_BYTES went out while grpc-java said the stream was not ready
@@ -197,7 +225,7 @@ final class PlannedCall implements Runnable {
     } else {
       sentWhileUnready += request.getSerializedSize();
     }
-    call.sendMessage(request);
+    call.onNext(request);
     return true;
   }
 
@@ -216,24 +244,21 @@ final class PlannedCall implements Runnable {
     return true;
   }
 
-  /** Reads every remaining response, one request(1) at a time, and the status. */
+  /**
+   * Reads every remaining response and the status: one request(1) here, then
+   * one more from the response observer as each message arrives (what the
+   * stub's automatic flow control does).
+   */
   private boolean awaitClose() {
-    while (true) {
-      synchronized (this) {
-        if (status != null) {
-          taken = messages.size();
-          return true;
-        }
-      }
-      int seen;
-      synchronized (this) {
-        seen = messages.size();
-      }
-      call.request(1);
-      if (!awaitUntil(() -> messages.size() > seen || status != null, endNanos)) {
-        return false;
-      }
+    draining = true;
+    call.request(1);
+    if (!awaitUntil(() -> status != null, endNanos)) {
+      return false;
     }
+    synchronized (this) {
+      taken = messages.size();
+    }
+    return true;
   }
 
   /** The plan's time is over: cancel the call and give grpc-java a moment to close it. */
@@ -332,18 +357,62 @@ final class PlannedCall implements Runnable {
     return out;
   }
 
-  /** grpc-java's callbacks, run on its call executor. */
-  private final class Listener extends ClientCall.Listener<Message> {
-    @Override
-    public void onHeaders(Metadata h) {
-      synchronized (PlannedCall.this) {
-        headers = h;
-        PlannedCall.this.notifyAll();
-      }
+  /**
+   * The call as the stub drives it, with the plan's metadata attached and the
+   * response headers and trailers recorded on their way to the stub (what
+   * MetadataUtils' attach and capture interceptors do).
+   */
+  private final class RecordedCall extends ForwardingClientCall.SimpleForwardingClientCall<Message, Message> {
+    private final Metadata planned;
+
+    RecordedCall(ClientCall<Message, Message> call, Metadata planned) {
+      super(call);
+      this.planned = planned;
     }
 
     @Override
-    public void onMessage(Message m) {
+    public void start(Listener<Message> listener, Metadata requestHeaders) {
+      requestHeaders.merge(planned);
+      super.start(
+          new ForwardingClientCallListener.SimpleForwardingClientCallListener<Message>(listener) {
+            @Override
+            public void onHeaders(Metadata h) {
+              synchronized (PlannedCall.this) {
+                headers = h;
+                PlannedCall.this.notifyAll();
+              }
+              super.onHeaders(h);
+            }
+
+            @Override
+            public void onClose(Status s, Metadata t) {
+              synchronized (PlannedCall.this) {
+                trailers = t;
+              }
+              log("closed on the wire: " + describe(s));
+              super.onClose(s, t);
+            }
+          },
+          requestHeaders);
+    }
+  }
+
+  /** The application's side: what the stub hands it, on grpc-java's call executor. */
+  private final class Responses implements ClientResponseObserver<Message, Message> {
+    @Override
+    public void beforeStart(ClientCallStreamObserver<Message> requests) {
+      requests.disableAutoRequestWithInitial(0);
+      requests.setOnReadyHandler(
+          () -> {
+            synchronized (PlannedCall.this) {
+              PlannedCall.this.notifyAll();
+            }
+          });
+      call = requests;
+    }
+
+    @Override
+    public void onNext(Message m) {
       JsonElement json = ContractMethods.json(m);
       boolean full;
       synchronized (PlannedCall.this) {
@@ -353,24 +422,35 @@ final class PlannedCall implements Runnable {
       }
       if (full) {
         call.cancel("the client keeps at most " + MAX_MESSAGES + " responses a call", null);
+      } else if (draining) {
+        call.request(1);
       }
     }
 
     @Override
-    public void onClose(Status s, Metadata t) {
+    public void onError(Throwable t) {
+      Status s = Status.fromThrowable(t);
+      end(s, Status.trailersFromThrowable(t));
+    }
+
+    @Override
+    public void onCompleted() {
+      end(Status.OK, null);
+    }
+
+    private void end(Status s, Metadata t) {
       synchronized (PlannedCall.this) {
         status = s;
-        trailers = t;
+        if (trailers == null) {
+          trailers = t;
+        }
         PlannedCall.this.notifyAll();
       }
-      log("closed: " + s.getCode() + (s.getDescription() == null ? "" : " " + s.getDescription()));
+      log("the application got: " + describe(s));
     }
+  }
 
-    @Override
-    public void onReady() {
-      synchronized (PlannedCall.this) {
-        PlannedCall.this.notifyAll();
-      }
-    }
+  private static String describe(Status s) {
+    return s.getCode() + (s.getDescription() == null ? "" : " " + s.getDescription());
   }
 }
