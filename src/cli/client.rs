@@ -66,6 +66,10 @@ pub struct ClientArgs {
     /// review every changed file). Fixtures whose client failed are not written.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "snapshots/client")]
     pub bless_golden: Option<PathBuf>,
+    /// Print each selected fixture's frame log (every connection, → from
+    /// the client, ← from the server) to stderr, for debugging a failure.
+    #[arg(long)]
+    pub trace: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -127,6 +131,9 @@ pub async fn execute(args: ClientArgs) -> Result<u8, CliError> {
         RunEvent::Started { .. } => {}
     })
     .await;
+    if args.trace {
+        cli_run::print_traces(&report);
+    }
     match &args.bless_golden {
         Some(dir) => bless(dir, &report),
         None => {
@@ -189,6 +196,7 @@ fn prepare(args: &ClientArgs) -> Result<ClientRunConfig, CliError> {
         known_failing,
         known_flaky,
         jobs: usize::from(args.jobs),
+        trace: args.trace,
     })
 }
 

@@ -305,17 +305,22 @@ pub async fn execute(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<u8
     .await;
     drop(prepared.reference);
     if args.trace {
-        for r in &report.results {
-            if let Some(trace) = &r.trace {
-                out::note(&format!(
-                    "frames of {} (→ sent, ← received):\n{trace}",
-                    r.name
-                ));
-            }
-        }
+        print_traces(&report);
     }
     write_report(&args, &report)?;
     Ok(exit_code(&report))
+}
+
+/// Each result's frame log on stderr (`--trace`).
+pub(super) fn print_traces(report: &RunReport) {
+    for r in &report.results {
+        if let Some(trace) = &r.trace {
+            out::note(&format!(
+                "frames of {} (→ sent, ← received):\n{trace}",
+                r.name
+            ));
+        }
+    }
 }
 
 /// A line per finished fixture on stderr: `[3/50] PASS name` on a

@@ -57,6 +57,8 @@ pub struct ServerView {
 struct Watch {
     /// One log per accepted connection.
     logs: Mutex<(Vec<FrameLog>, usize)>,
+    /// Connections open now.
+    open: tokio::sync::watch::Sender<usize>,
     /// Scripted answers by call id.
     answers: HashMap<String, PreparedAnswer>,
 }
@@ -71,6 +73,7 @@ impl std::fmt::Debug for Watch {
 
 impl ConnectionHook for Watch {
     fn accepted(&self) -> FrameLog {
+        self.open.send_modify(|n| *n += 1);
         let log = FrameLog::new();
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         if logs.0.len() < MAX_LOGGED_CONNECTIONS {
@@ -79,6 +82,10 @@ impl ConnectionHook for Watch {
             logs.1 += 1;
         }
         log
+    }
+
+    fn closed(&self) {
+        self.open.send_modify(|n| *n = n.saturating_sub(1));
     }
 
     fn script(&self, request_headers: &HeaderMap) -> Option<Script> {
@@ -135,9 +142,12 @@ impl FixtureServer {
         self.server.local_addr()
     }
 
-    /// What the server saw of `calls` calls, then stops it. A call still
-    /// running gets `settle` to end (the client is gone by now).
+    /// What the server saw of `calls` calls, then stops it. The client is
+    /// gone by now: its connections get `settle` to be read to their end,
+    /// a call still running as long again to settle.
     pub async fn finish(self, calls: usize, settle: Duration) -> ServerView {
+        let mut open = self.watch.open.subscribe();
+        let _ = tokio::time::timeout(settle, open.wait_for(|n| *n == 0)).await;
         let mut records = Vec::with_capacity(calls);
         for i in 0..calls {
             records.push(self.registry.get(&call_id(i), settle).await);

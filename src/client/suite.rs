@@ -15,6 +15,7 @@ use crate::{
     judge::{self, Lens, MAX_REPORTED_BYTES},
     run::{FixtureResult, Judging, RunEvent, RunReport, Verdict},
     snapshot::Store,
+    wire::log::render_trace,
 };
 use futures::StreamExt;
 use std::{
@@ -45,6 +46,8 @@ pub struct ClientRunConfig {
     pub known_flaky: BTreeMap<String, String>,
     /// Fixtures run at once (each with its own server and client process).
     pub jobs: usize,
+    /// Keep each connection's frame log as text (`--trace`).
+    pub trace: bool,
 }
 
 impl ClientRunConfig {
@@ -98,14 +101,16 @@ async fn run_one(config: &ClientRunConfig, named: &NamedClientFixture) -> Fixtur
         FixtureResult::for_fixture(&named.name, &named.source, &f.description, &f.rule, f.level);
     match hold(config, named).await {
         Err(e) => result.error = Some(e),
-        Ok((run, _)) if run.report.is_err() => {
+        Ok((run, _, trace)) if run.report.is_err() => {
+            result.trace = trace;
             // The client did not do its part: a failure of the client, not
             // of the kit, with what it did and what it said.
             result.verdict = Verdict::Fail;
             let what = run.report.err().unwrap_or_default();
             result.error = Some(with_stderr(&what, &run.stderr));
         }
-        Ok((run, text)) => {
+        Ok((run, text, trace)) => {
+            result.trace = trace;
             result.transcript = Some(judge::for_report(text.clone(), MAX_REPORTED_BYTES));
             let judging = Judging {
                 store: &config.store,
@@ -133,11 +138,12 @@ async fn run_one(config: &ClientRunConfig, named: &NamedClientFixture) -> Fixtur
 }
 
 /// Starts the fixture's server, runs the client on its plan, renders the
-/// transcript (empty when the client gave no report).
+/// transcript (empty when the client gave no report) and, with `trace`, the
+/// frames of each connection.
 async fn hold(
     config: &ClientRunConfig,
     named: &NamedClientFixture,
-) -> Result<(ClientRun, String), String> {
+) -> Result<(ClientRun, String, Option<String>), String> {
     let scale = |ms| config.scale(ms);
     let server = FixtureServer::start(named, &config.descriptors, scale).await?;
     let target = server.local_addr().to_string();
@@ -148,7 +154,15 @@ async fn hold(
         Ok(report) => transcript::render(named, &plan, &config.descriptors, report, &view),
         Err(_) => String::new(),
     };
-    Ok((run, text))
+    let trace = config.trace.then(|| {
+        let mut text = String::new();
+        for (n, frames) in view.connections.iter().enumerate() {
+            let _ = writeln!(text, "connection {}:", n + 1);
+            text.push_str(&render_trace(frames, &[]));
+        }
+        judge::for_report(text, judge::MAX_REPORTED_TRACE_BYTES)
+    });
+    Ok((run, text, trace))
 }
 
 /// The errors the client reported, per call, and its stderr: shown with a

@@ -48,7 +48,8 @@ pub enum ClientEnd {
 pub struct ConnectionWire {
     /// When each client PING (not ACK) arrived, ms since the log began.
     pub pings_at: Vec<u64>,
-    /// The server's GOAWAYs: (code, debug data as text).
+    /// The server's GOAWAYs, but those answering the client's own:
+    /// (code, debug data as text).
     pub goaways: Vec<(u32, String)>,
     /// Streams the client opened after the server's first GOAWAY.
     pub streams_after_goaway: usize,
@@ -135,6 +136,9 @@ fn stream_facts(connection: usize, frames: &[Frame], stream: u32) -> CallWire {
                     });
                 }
             }
+            // After both ends, a reset closes nothing: whether a client
+            // sends one then is its own business (and often a race).
+            (Dir::Out, Body::Reset { .. }) if server_ended && half_closed(&wire.ends) => {}
             (Dir::Out, Body::Reset { code }) => {
                 wire.ends.push(ClientEnd::Reset(*code, server_ended))
             }
@@ -157,7 +161,9 @@ fn stream_facts(connection: usize, frames: &[Frame], stream: u32) -> CallWire {
                 server_ended = true;
                 wire.server_end = Some(Ok(None));
             }
-            (Dir::In, Body::Reset { code }) => {
+            // A reset after the server's END_STREAM (NO_ERROR: "stop
+            // sending", RFC 9113 8.1) does not change how the call ended.
+            (Dir::In, Body::Reset { code }) if wire.server_end.is_none() => {
                 server_ended = true;
                 wire.server_end = Some(Err(*code));
             }
@@ -166,6 +172,11 @@ fn stream_facts(connection: usize, frames: &[Frame], stream: u32) -> CallWire {
     }
     wire.leftover = deframer.leftover();
     wire
+}
+
+/// Whether the client half-closed among `ends`.
+fn half_closed(ends: &[ClientEnd]) -> bool {
+    ends.iter().any(|e| !matches!(e, ClientEnd::Reset(..)))
 }
 
 /// `grpc-status` and the percent-decoded `grpc-message` of trailers.
@@ -189,11 +200,15 @@ fn status_of(fields: &[(String, String)]) -> Option<(u32, String)> {
 fn connection_facts(frames: &[Frame]) -> ConnectionWire {
     let mut conn = ConnectionWire::default();
     let mut opened = std::collections::BTreeSet::new();
+    let mut client_closing = false;
     for f in frames {
         conn.spoke |= f.dir == Dir::Out;
         match (f.dir, &f.body) {
             (Dir::Out, Body::Ping { ack: false, .. }) => conn.pings_at.push(f.at_ms),
-            (Dir::In, Body::GoAway { code, debug, .. }) => {
+            // A client closing its channel may say so first; the server's
+            // GOAWAY then only answers it.
+            (Dir::Out, Body::GoAway { .. }) => client_closing = true,
+            (Dir::In, Body::GoAway { code, debug, .. }) if !client_closing => {
                 conn.goaways
                     .push((*code, String::from_utf8_lossy(debug).into_owned()));
             }

@@ -199,7 +199,6 @@ async fn serve_connection<IO>(
         config.hook.clone(),
         state.clone(),
     );
-    let log = config.hook.as_ref().map(|hook| hook.accepted());
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
     if let Some(n) = config.max_concurrent_streams {
@@ -211,7 +210,10 @@ async fn serve_connection<IO>(
             .keep_alive_timeout(keepalive.timeout);
     }
     let conn = builder.serve_connection(
-        TokioIo::new(Tap::new(Recorded::new(stream, log), state.clone())),
+        TokioIo::new(Tap::new(
+            Recorded::new(stream, config.hook.clone()),
+            state.clone(),
+        )),
         TowerToHyperService::new(service),
     );
     tokio::pin!(conn);

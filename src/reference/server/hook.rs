@@ -29,6 +29,8 @@ pub trait ConnectionHook: Send + Sync + std::fmt::Debug + 'static {
     /// A connection was accepted: the log its frames go to (client frames
     /// as [`Dir::Out`], the server's as [`Dir::In`]).
     fn accepted(&self) -> FrameLog;
+    /// A connection accepted before ended (its IO was dropped).
+    fn closed(&self);
     /// The scripted answer to a request with these headers, if any.
     fn script(&self, request_headers: &HeaderMap) -> Option<Script>;
 }
@@ -65,12 +67,23 @@ pub struct Recorded<IO> {
     io: IO,
     /// Where frames go; `None`: pass through.
     log: Option<FrameLog>,
+    /// Told when the connection ends.
+    hook: Option<Arc<dyn ConnectionHook>>,
 }
 
 impl<IO> Recorded<IO> {
-    /// Wraps `io`, logging into `log` when given.
-    pub fn new(io: IO, log: Option<FrameLog>) -> Recorded<IO> {
-        Recorded { io, log }
+    /// Wraps `io`, logging into the hook's log when there is a hook.
+    pub fn new(io: IO, hook: Option<Arc<dyn ConnectionHook>>) -> Recorded<IO> {
+        let log = hook.as_ref().map(|h| h.accepted());
+        Recorded { io, log, hook }
+    }
+}
+
+impl<IO> Drop for Recorded<IO> {
+    fn drop(&mut self) {
+        if let Some(hook) = &self.hook {
+            hook.closed();
+        }
     }
 }
 
