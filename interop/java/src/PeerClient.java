@@ -7,8 +7,6 @@ import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.netty.NettyChannelBuilder;
-import io.netty.channel.nio.NioEventLoopGroup;
-import io.netty.channel.socket.nio.NioSocketChannel;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -50,8 +48,7 @@ public final class PeerClient {
     log(
         "fixture " + plan.fixture + ": " + plan.calls.size() + " call(s) to " + plan.target + ", "
             + TimeUnit.NANOSECONDS.toMillis(endNanos - System.nanoTime()) + " ms left of timeout_ms");
-    NioEventLoopGroup eventLoop = new NioEventLoopGroup(1);
-    ManagedChannel channel = channel(plan, eventLoop);
+    ManagedChannel channel = channel(plan);
     connect(channel, endNanos);
     List<PlannedCall> calls = new ArrayList<>();
     for (int i = 0; i < plan.calls.size(); i++) {
@@ -62,6 +59,13 @@ public final class PeerClient {
     } else {
       calls.forEach(PlannedCall::run);
     }
+    // Done with the channel, as an application is: shutdown() sends GOAWAY and
+    // closes the connection once what grpc-java queued (a RST_STREAM after a
+    // failed call, say) is written.
+    channel.shutdown();
+    if (!channel.awaitTermination(1, TimeUnit.SECONDS)) {
+      channel.shutdownNow();
+    }
     JsonObject report = new JsonObject();
     report.addProperty("version", ClientPlan.VERSION);
     report.addProperty("client", "grpc-java/" + io.grpc.internal.GrpcUtil.getGrpcBuildVersion().getImplementationVersion());
@@ -70,25 +74,13 @@ public final class PeerClient {
     report.add("calls", results);
     System.out.println(new GsonBuilder().serializeNulls().disableHtmlEscaping().create().toJson(report));
     System.out.flush();
-    // Exit without channel.shutdown(): grpc-java's graceful close sends a
-    // GOAWAY, which the reference answers with one of its own, a line in every
-    // transcript that no fixture is about. The JVM's exit closes the socket,
-    // once the channel's one event loop ran what grpc-java queued before (a
-    // RST_STREAM after a failed call, say): a task behind them marks that.
-    eventLoop.submit(() -> {}).await(1, TimeUnit.SECONDS);
     // grpc-java's executor threads are not daemons: exit rather than wait for them.
     System.exit(0);
   }
 
   /** One channel for the whole plan; what the plan leaves out is grpc-java's default. */
-  private static ManagedChannel channel(ClientPlan plan, NioEventLoopGroup eventLoop) {
-    // One event loop of the channel's own (grpc-java's default is a shared
-    // group) so the exit can wait for what it queued; the wire is the same.
-    NettyChannelBuilder builder =
-        NettyChannelBuilder.forTarget(plan.target)
-            .usePlaintext()
-            .eventLoopGroup(eventLoop)
-            .channelType(NioSocketChannel.class);
+  private static ManagedChannel channel(ClientPlan plan) {
+    NettyChannelBuilder builder = NettyChannelBuilder.forTarget(plan.target).usePlaintext();
     if (plan.keepaliveTimeMs != null) {
       // grpc-java raises a keepalive time under 10 s to 10 s, and a timeout
       // under 10 ms to 10 ms (KeepAliveManager's clamps).
