@@ -60,6 +60,8 @@ final class ClientPlan {
     long count;
     /** pause: milliseconds. */
     long ms;
+    /** send: the request built from {@code message} before any call starts. */
+    com.google.protobuf.Message request;
   }
 
   /** One metadata entry; binary when the name ends in -bin (value decoded). */

@@ -150,7 +150,11 @@ public final class PeerClient {
     }
   }
 
-  /** Every message the plan sends must be its method's input type in proto3 JSON. */
+  /**
+   * Every message the plan sends must be its method's input type in proto3
+   * JSON; those of send steps are built here, before any call starts, as an
+   * application has its request ready before it calls.
+   */
   private static void checkMessages(ClientPlan plan) throws ClientPlan.Invalid {
     for (int c = 0; c < plan.calls.size(); c++) {
       ClientPlan.Call call = plan.calls.get(c);
@@ -160,7 +164,7 @@ public final class PeerClient {
         String at = "calls[" + c + "].steps[" + s + "]";
         try {
           if (step.op == ClientPlan.Op.SEND) {
-            ContractMethods.request(method, step.message);
+            step.request = ContractMethods.request(method, step.message);
           } else if (step.op == ClientPlan.Op.SEND_MANY) {
             ContractMethods.request(method, ContractMethods.numbered(step.message, 1));
           }

@@ -128,7 +128,7 @@ final class PlannedCall implements Runnable {
   private boolean step(ClientPlan.Step step) throws InvalidProtocolBufferException {
     switch (step.op) {
       case SEND:
-        return send(ContractMethods.request(method, step.message));
+        return send(step.request);
       case SEND_MANY:
         for (long i = 1; i <= step.count; i++) {
           if (!send(ContractMethods.request(method, ContractMethods.numbered(step.message, i)))) {
