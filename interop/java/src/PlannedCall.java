@@ -250,10 +250,12 @@ final class PlannedCall implements Runnable {
    * stub's automatic flow control does).
    */
   private boolean awaitClose() {
-    draining = true;
-    call.request(1);
-    if (!awaitUntil(() -> status != null, endNanos)) {
-      return false;
+    if (!closed()) {
+      draining = true;
+      call.request(1);
+      if (!awaitUntil(() -> status != null, endNanos)) {
+        return false;
+      }
     }
     synchronized (this) {
       taken = messages.size();
