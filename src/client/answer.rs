@@ -113,6 +113,8 @@ pub struct PreparedAnswer {
     pub headers: HeaderMap,
     /// The body, as frames and actions.
     pub steps: Vec<ScriptStep>,
+    /// Answer only after the request stream ended (all but bidi methods).
+    pub after_request: bool,
 }
 
 /// Bytes gRPC requires percent-encoded in `grpc-message` (PROTOCOL-HTTP2.md):
@@ -169,6 +171,7 @@ pub fn prepare(
             .map_err(|e| e.to_string())?,
         headers,
         steps,
+        after_request: false,
     })
 }
 

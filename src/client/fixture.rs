@@ -157,7 +157,8 @@ pub struct ClientSendMany {
 
 /// What the reference answers to one call instead of its service: the
 /// response as it goes on the wire. The request is still read (and recorded)
-/// until the answer ends.
+/// to its end; but for bidi methods, the answer starts only once the request
+/// stream ended, as a real server's would (a reset request gets none).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Answer {
@@ -176,8 +177,9 @@ pub struct Answer {
     /// zstd; another name: the bytes stay uncompressed under the flag).
     #[serde(default)]
     pub encoding: Option<String>,
-    /// Wait this long (ms, scaled) after reading the request headers, before
-    /// the response headers (deadline fixtures); at most [`limits::MAX_PAUSE_MS`].
+    /// The response headers go no earlier than this long (ms, scaled) after
+    /// the request headers arrived (deadline fixtures); at most
+    /// [`limits::MAX_PAUSE_MS`].
     #[serde(
         default,
         deserialize_with = "limits::at_most::<_, u64, { limits::MAX_PAUSE_MS }>"

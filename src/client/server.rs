@@ -98,6 +98,7 @@ impl ConnectionHook for Watch {
             delay: answer.delay,
             head,
             steps: answer.steps.clone(),
+            after_request: answer.after_request,
         })
     }
 }
@@ -115,8 +116,11 @@ impl FixtureServer {
             let method = descriptors
                 .method(&call.method)
                 .ok_or_else(|| format!("no method {}", call.method))?;
-            let prepared = answer::prepare(answer, &method.output(), scale)
+            let mut prepared = answer::prepare(answer, &method.output(), scale)
                 .map_err(|e| format!("calls[{i}].answer: {e}"))?;
+            // Only a bidi server may answer before the request ended.
+            prepared.after_request =
+                !(method.is_client_streaming() && method.is_server_streaming());
             answers.insert(call_id(i), prepared);
         }
         let watch = Arc::new(Watch {

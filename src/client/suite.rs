@@ -111,14 +111,15 @@ async fn run_one(config: &ClientRunConfig, named: &NamedClientFixture) -> Fixtur
         }
         Ok((run, text, trace)) => {
             result.trace = trace;
+            let lens = Lens {
+                without_server_view: false,
+            };
+            let text = lens.apply(&text);
             result.transcript = Some(judge::for_report(text.clone(), MAX_REPORTED_BYTES));
             let judging = Judging {
                 store: &config.store,
                 known_failing: &config.known_failing,
                 known_flaky: &config.known_flaky,
-            };
-            let lens = Lens {
-                without_server_view: false,
             };
             judging.judge(&named.source, &f.description, lens, text, &mut result);
             // Only against a snapshot: blessing (no snapshots) keeps the

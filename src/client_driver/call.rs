@@ -8,7 +8,8 @@
 
 use super::channel::{ActiveGuard, Channel, Live};
 use super::prepare::{PreparedCall, Step};
-use super::request::{self, ACCEPTED};
+use super::received;
+use super::request;
 use super::status::{self, code, Ending};
 use crate::client::plan::{Mode, ReportCall};
 use crate::drive::codec;
@@ -31,8 +32,10 @@ enum Response {
 
 /// An open stream of a call.
 struct Stream {
-    /// Keeps the connection open while the call runs.
-    _live: Arc<Live>,
+    /// Its connection (kept open while the call runs).
+    live: Arc<Live>,
+    /// Its stream id.
+    id: u32,
     /// Counts the stream for the keepalive.
     _active: ActiveGuard,
     send: SendStream<Bytes>,
@@ -54,8 +57,14 @@ pub struct Call<'a> {
     bound: Instant,
     /// The largest response message accepted.
     max_receive: usize,
-    /// The request of a unary or server-streaming call, until invoked.
-    held: Vec<Bytes>,
+    /// The request messages so far, until the response head comes: a
+    /// unary or server-streaming request waits here for its invocation, and
+    /// a stream the server's GOAWAY refused is sent again from here.
+    sent: Vec<Bytes>,
+    /// The application ended the request stream.
+    request_ended: bool,
+    /// The call was already retried once on a new connection.
+    retried: bool,
     stream: Option<Stream>,
     /// What the application saw so far (status aside).
     report: ReportCall,
@@ -78,7 +87,9 @@ impl<'a> Call<'a> {
             deadline: call.deadline.map(|d| now + d),
             bound,
             max_receive: usize::try_from(max_receive).unwrap_or(usize::MAX),
-            held: Vec::new(),
+            sent: Vec::new(),
+            request_ended: false,
+            retried: false,
             stream: None,
             report: ReportCall::default(),
             ending: None,
@@ -99,8 +110,10 @@ impl<'a> Call<'a> {
         if self.check_deadline() {
             return;
         }
+        if self.report.headers.is_none() {
+            self.sent.extend_from_slice(messages);
+        }
         let Some(stream) = self.stream.as_mut() else {
-            self.held.extend_from_slice(messages);
             return;
         };
         for message in messages {
@@ -119,23 +132,36 @@ impl<'a> Call<'a> {
         if self.check_deadline() {
             return;
         }
+        self.request_ended = true;
         if self.stream.is_none() {
             self.open().await;
-            let held = std::mem::take(&mut self.held);
-            let Some(stream) = self.stream.as_mut() else {
-                return;
-            };
-            let last = held.len().saturating_sub(1);
-            for (i, message) in held.into_iter().enumerate() {
-                let _ = stream.send.send_data(message, i == last);
-            }
-            stream.half_closed = true;
-            return;
+            return self.write_request();
         }
         if let Some(stream) = self.stream.as_mut().filter(|s| !s.half_closed) {
             let _ = stream.send.send_data(Bytes::new(), true);
             stream.half_closed = true;
         }
+    }
+
+    /// Writes the request so far on a fresh stream: unary and server
+    /// streaming with END_STREAM on the request's DATA frame, streaming
+    /// requests with an empty DATA frame when the application ended them.
+    fn write_request(&mut self) {
+        let single = matches!(self.call.mode, Mode::Unary | Mode::ServerStreaming);
+        let ended = self.request_ended;
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let last = self.sent.len().checked_sub(1);
+        for (i, message) in self.sent.iter().enumerate() {
+            let end = single && ended && Some(i) == last;
+            stream.send.reserve_capacity(message.len());
+            let _ = stream.send.send_data(message.clone(), end);
+        }
+        if ended && !(single && last.is_some()) {
+            let _ = stream.send.send_data(Bytes::new(), true);
+        }
+        stream.half_closed = ended;
     }
 
     /// Cancels the call: RST_STREAM(CANCEL) and CANCELLED (with the fault:
@@ -157,20 +183,33 @@ impl<'a> Call<'a> {
         self.set_ending(ending);
     }
 
-    /// Waits for the response headers, or the end of the call.
+    /// Waits for the response headers, or the end of the call. A stream the
+    /// server's GOAWAY refused never reached its application: it is sent
+    /// again, once, on a new connection (gRPC's transparent retry).
     pub async fn receive_headers(&mut self) {
-        let limit = self.limit();
-        let Some(Stream {
-            response: Response::Pending(future),
-            ..
-        }) = self.stream.as_mut()
-        else {
-            return;
-        };
-        match timeout_at(limit, future).await {
-            Err(_) => self.expire(),
-            Ok(Err(e)) => self.fail(status::from_h2(&e)),
-            Ok(Ok(head)) => self.on_head(head),
+        loop {
+            let limit = self.limit();
+            let Some(Stream {
+                response: Response::Pending(future),
+                ..
+            }) = self.stream.as_mut()
+            else {
+                return;
+            };
+            match timeout_at(limit, future).await {
+                Err(_) => return self.expire(),
+                Ok(Ok(head)) => return self.on_head(head),
+                Ok(Err(e)) => {
+                    let refused = self.stream.as_ref().is_some_and(|s| s.live.refused(s.id));
+                    if !refused || self.retried {
+                        return self.fail(status::from_h2(&e));
+                    }
+                    self.retried = true;
+                    self.stream = None;
+                    self.open().await;
+                    self.write_request();
+                }
+            }
         }
     }
 
@@ -239,7 +278,8 @@ impl<'a> Call<'a> {
             Err(ending) => self.fail(ending),
             Ok(opened) => {
                 self.stream = Some(Stream {
-                    _live: opened.live,
+                    id: u32::from(opened.response.stream_id()),
+                    live: opened.live,
                     _active: opened.active,
                     send: opened.send,
                     response: Response::Pending(opened.response),
@@ -272,6 +312,7 @@ impl<'a> Call<'a> {
             };
         }
         self.report.headers = Some(request::metadata_pairs(&parts.headers));
+        self.sent = Vec::new();
         if let Some(stream) = self.stream.as_mut() {
             stream.encoding = parts.headers.get("grpc-encoding").map(request::text);
             stream.response = Response::Open(body);
@@ -292,7 +333,14 @@ impl<'a> Call<'a> {
             }
         };
         let encoding = stream.encoding.clone();
-        match self.unpack(flag, &payload, encoding.as_deref()) {
+        let unpacked = received::unpack(
+            &self.call.output,
+            self.max_receive,
+            flag,
+            &payload,
+            encoding.as_deref(),
+        );
+        match unpacked {
             Ok(json) => {
                 self.report.messages.push(json);
                 Some(true)
@@ -302,51 +350,6 @@ impl<'a> Call<'a> {
                 Some(false)
             }
         }
-    }
-
-    /// Decompresses and decodes one message, as a client must judge it.
-    fn unpack(
-        &self,
-        flag: u8,
-        payload: &[u8],
-        encoding: Option<&str>,
-    ) -> Result<serde_json::Value, Ending> {
-        let bytes = match (flag, encoding) {
-            (0, _) => payload.to_vec(),
-            (1, None | Some("identity")) => {
-                return Err(Ending::new(
-                    code::INTERNAL,
-                    "compressed message without grpc-encoding",
-                ))
-            }
-            (1, Some(enc)) if !ACCEPTED.contains(&enc) => {
-                return Err(Ending::new(
-                    code::INTERNAL,
-                    format!("message compressed with {enc}, which the client did not announce"),
-                ))
-            }
-            (1, Some(enc)) => {
-                codec::decompress(enc, payload).map_err(|e| Ending::new(code::INTERNAL, e))?
-            }
-            (other, _) => {
-                return Err(Ending::new(
-                    code::INTERNAL,
-                    format!("message with compressed flag {other}"),
-                ))
-            }
-        };
-        if bytes.len() > self.max_receive {
-            return Err(Ending::new(
-                code::RESOURCE_EXHAUSTED,
-                format!(
-                    "message of {} bytes decompressed exceeds {}",
-                    bytes.len(),
-                    self.max_receive
-                ),
-            ));
-        }
-        crate::message::decode_to_json(&self.call.output, &bytes)
-            .map_err(|e| Ending::new(code::INTERNAL, format!("unparsable response message: {e}")))
     }
 
     /// Reads the next DATA frame, or the trailers at the end.
@@ -379,32 +382,11 @@ impl<'a> Call<'a> {
                     self.report.trailers = request::metadata_pairs(&trailers);
                     let ending =
                         status::from_fields(&trailers).unwrap_or_else(status::missing_status);
-                    self.end(self.checked(ending, leftover));
+                    let count = self.report.messages.len();
+                    self.end(received::checked(self.call.mode, count, ending, leftover));
                 }
             },
         }
-    }
-
-    /// An OK ending checked against what came: a partial message or the
-    /// wrong number of responses for a single-response method.
-    fn checked(&self, ending: Ending, leftover: usize) -> Ending {
-        if ending.status.code != code::OK {
-            return ending;
-        }
-        if leftover > 0 {
-            return Ending::new(
-                code::INTERNAL,
-                format!("{leftover} bytes of an incomplete message"),
-            );
-        }
-        let count = self.report.messages.len();
-        if matches!(self.call.mode, Mode::Unary | Mode::ClientStreaming) && count != 1 {
-            return Ending::new(
-                code::UNIMPLEMENTED,
-                format!("{count} responses for a method of one response"),
-            );
-        }
-        ending
     }
 
     /// The earlier of the deadline and the plan's bound.

@@ -17,19 +17,45 @@ use std::sync::{
     atomic::{AtomicU64, AtomicUsize, Ordering},
     Arc, Mutex,
 };
+use std::time::Duration;
 use tokio::{
     task::JoinHandle,
     time::{timeout_at, Instant},
 };
 
-/// One HTTP/2 connection of the channel and what watches it.
+/// How long a connection no call uses any more gets to flush its last
+/// frames and say GOAWAY before it is cut.
+const CLOSE_WITHIN: Duration = Duration::from_millis(500);
+
+/// Closes of connections under way; the channel's close waits for them.
+type Closing = Arc<Mutex<Vec<JoinHandle<()>>>>;
+
+/// One HTTP/2 connection of the channel and what watches it; closed
+/// gracefully once no call holds it.
 pub struct Live {
-    /// The connection.
-    pub conn: Conn,
+    /// The connection (taken when it is closed).
+    conn: Option<Conn>,
     /// Its GOAWAY and activity, read from its frame log.
-    pub watch: Arc<Watch>,
+    watch: Arc<Watch>,
     /// The keepalive task, when the plan configures one.
     pinger: Option<JoinHandle<()>>,
+    /// Where its close is registered.
+    closing: Closing,
+}
+
+impl Live {
+    fn conn(&self) -> &Conn {
+        self.conn.as_ref().expect("a live connection until dropped")
+    }
+
+    /// Whether the server's GOAWAY refused stream `id` (it never reached
+    /// the application, so the call may be retried transparently).
+    pub fn refused(&self, id: u32) -> bool {
+        self.watch
+            .poll()
+            .goaway
+            .is_some_and(|g| id > g.last_stream_id)
+    }
 }
 
 impl Drop for Live {
@@ -37,7 +63,16 @@ impl Drop for Live {
         if let Some(task) = &self.pinger {
             task.abort();
         }
+        if let Some(conn) = self.conn.take() {
+            let close = tokio::spawn(conn.close(CLOSE_WITHIN));
+            lock(&self.closing).push(close);
+        }
     }
+}
+
+/// A mutex's guard, poisoned or not (what it guards stays consistent).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A stream just opened on the channel.
@@ -76,6 +111,8 @@ pub struct Channel {
     /// Streams a faulty cancel left open: held until the run ends, as h2
     /// would reset a stream whose handles are dropped.
     parked: Mutex<Vec<Box<dyn Send>>>,
+    /// Connections being closed.
+    closing: Closing,
 }
 
 impl Channel {
@@ -107,6 +144,7 @@ impl Channel {
             active: Arc::new(AtomicUsize::new(0)),
             current: tokio::sync::Mutex::new(None),
             parked: Mutex::new(Vec::new()),
+            closing: Closing::default(),
         })
     }
 
@@ -127,7 +165,7 @@ impl Channel {
         loop {
             let live = self.connection(bound).await?;
             let attempt = async {
-                let mut sender = live.conn.sender.clone().ready().await?;
+                let mut sender = live.conn().sender.clone().ready().await?;
                 sender.send_request(copy(&request), false)
             };
             match timeout_at(bound, attempt).await {
@@ -161,19 +199,16 @@ impl Channel {
 
     /// Keeps `handles` until the run ends.
     pub fn park(&self, handles: Box<dyn Send>) {
-        self.parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(handles);
+        lock(&self.parked).push(handles);
     }
 
-    /// Ends the channel: drops every connection and parked stream.
+    /// Ends the channel: every connection flushes, says GOAWAY and closes
+    /// (bounded by [`CLOSE_WITHIN`] each, all at once).
     pub async fn close(self) {
         self.current.lock().await.take();
-        self.parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        lock(&self.parked).clear();
+        let closes = std::mem::take(&mut *lock(&self.closing));
+        futures::future::join_all(closes).await;
     }
 
     /// The connection for a new call: the current one unless the server
@@ -182,7 +217,7 @@ impl Channel {
         let mut current = self.current.lock().await;
         if let Some(live) = current.as_ref() {
             let went_away = live.watch.poll().goaway.is_some();
-            let closed = live.conn.closer().is_finished();
+            let closed = live.conn().closer().is_finished();
             if self.faults.ignore_goaway || !(went_away || closed) {
                 return Ok(live.clone());
             }
@@ -217,10 +252,10 @@ impl Channel {
         let pinger = match (&self.keepalive, conn.ping_pong.take()) {
             (Some(k), Some(ping_pong)) => {
                 let settings = keepalive::Settings {
-                    time: std::time::Duration::from_millis(
+                    time: Duration::from_millis(
                         self.keepalive_time_ms.load(Ordering::SeqCst).max(1),
                     ),
-                    timeout: std::time::Duration::from_millis(k.timeout_ms.max(1)),
+                    timeout: Duration::from_millis(k.timeout_ms.max(1)),
                     permit_without_stream: k.permit_without_stream,
                     too_often: self.faults.ping_too_often,
                 };
@@ -236,9 +271,10 @@ impl Channel {
             _ => None,
         };
         Live {
-            conn,
+            conn: Some(conn),
             watch,
             pinger,
+            closing: self.closing.clone(),
         }
     }
 }

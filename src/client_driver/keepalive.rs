@@ -22,6 +22,8 @@ const ENHANCE_YOUR_CALM: u32 = 0xb;
 /// A GOAWAY the server sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GoAway {
+    /// The highest stream it may process: streams above were refused.
+    pub last_stream_id: u32,
     /// Its error code.
     pub code: u32,
     /// Its debug data, as text.
@@ -31,7 +33,8 @@ pub struct GoAway {
 /// What a connection's frame log has shown so far.
 #[derive(Clone, Debug)]
 pub struct Seen {
-    /// The first GOAWAY from the server.
+    /// The server's last GOAWAY (a graceful shutdown sends two, the second
+    /// with the lower stream id).
     pub goaway: Option<GoAway>,
     /// When a frame from the server was last noticed.
     pub last_read: Instant,
@@ -69,20 +72,28 @@ impl Watch {
         state.0 += new.len();
         for frame in new.iter().filter(|f| f.dir == Dir::In) {
             state.1.last_read = Instant::now();
-            if let (Body::GoAway { code, debug, .. }, None) = (&frame.body, &state.1.goaway) {
-                let goaway = GoAway {
-                    code: *code,
-                    debug: String::from_utf8_lossy(debug).into_owned(),
-                };
-                if goaway.code == ENHANCE_YOUR_CALM && goaway.debug == "too_many_pings" {
-                    if let Some(time) = &self.backoff {
-                        let _ = time.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                            Some(t.saturating_mul(2))
-                        });
-                    }
+            let Body::GoAway {
+                last_stream_id,
+                code,
+                debug,
+            } = &frame.body
+            else {
+                continue;
+            };
+            let goaway = GoAway {
+                last_stream_id: *last_stream_id,
+                code: *code,
+                debug: String::from_utf8_lossy(debug).into_owned(),
+            };
+            let first = state.1.goaway.is_none();
+            if first && goaway.code == ENHANCE_YOUR_CALM && goaway.debug == "too_many_pings" {
+                if let Some(time) = &self.backoff {
+                    let _ = time.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                        Some(t.saturating_mul(2))
+                    });
                 }
-                state.1.goaway = Some(goaway);
             }
+            state.1.goaway = Some(goaway);
         }
         state.1.clone()
     }
@@ -124,6 +135,9 @@ impl Pinger {
         let interval = interval.max(Duration::from_millis(1));
         // Activity is noticed at this granularity.
         let tick = (interval / 10).clamp(Duration::from_millis(1), Duration::from_millis(100));
+        // Quiet time counts from the later of the last read and this: the
+        // last PING, or the last moment the keepalive was dormant (no call
+        // and no permit), so a call that wakes it gets a whole `time`.
         let mut last_ping = Instant::now();
         loop {
             tokio::time::sleep(tick).await;
@@ -137,9 +151,11 @@ impl Pinger {
                 seen.last_read.max(last_ping)
             };
             let idle = self.active.load(Ordering::SeqCst) == 0;
-            if Instant::now() < quiet_since + interval
-                || (idle && !s.permit_without_stream && !s.too_often)
-            {
+            if idle && !s.permit_without_stream && !s.too_often {
+                last_ping = Instant::now();
+                continue;
+            }
+            if Instant::now() < quiet_since + interval {
                 continue;
             }
             last_ping = Instant::now();

@@ -11,6 +11,7 @@
 //! - [`keepalive`]: client PINGs and the back-off after `too_many_pings`.
 //! - [`request`]: the request head (te, content type, grpc-timeout, metadata).
 //! - [`status`]: how an answer becomes a status (HTTP mapping, resets).
+//! - [`received`]: what a client accepts of a response message.
 //! - [`call`]: one call's steps on its stream: send, cancel, deadline,
 //!   read the answer.
 
@@ -18,6 +19,7 @@ pub mod call;
 pub mod channel;
 pub mod keepalive;
 pub mod prepare;
+pub mod received;
 pub mod request;
 pub mod status;
 
@@ -69,11 +71,41 @@ pub enum PlanError {
     /// The contract's descriptors did not load (a build problem).
     #[error("descriptors: {0}")]
     Descriptors(#[source] crate::descriptors::DescriptorError),
+    /// The client's thread or runtime could not be had.
+    #[error("cannot run the client: {0}")]
+    Runtime(String),
 }
 
 /// Runs `plan` with `faults` and returns the report; every wait is bounded by
 /// the plan's `timeout_ms` from the moment this is called.
+///
+/// The client runs on a thread and single-threaded runtime of its own, as a
+/// client process would: nothing else's load reorders its work, and a call's
+/// request HEADERS and its first DATA leave in one write instead of racing
+/// h2's connection task on another thread.
 pub async fn run(plan: &Plan, faults: Faults) -> Result<Report, PlanError> {
+    let plan = plan.clone();
+    let (done, report) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("client-driver".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| PlanError::Runtime(e.to_string()))
+                .and_then(|runtime| runtime.block_on(run_here(&plan, faults)));
+            let _ = done.send(result);
+        })
+        .map_err(|e| PlanError::Runtime(e.to_string()))?;
+    report.await.unwrap_or_else(|_| {
+        Err(PlanError::Runtime(
+            "the client's thread ended without a report".into(),
+        ))
+    })
+}
+
+/// [`run`] on the current runtime.
+async fn run_here(plan: &Plan, faults: Faults) -> Result<Report, PlanError> {
     if plan.version != INTERFACE_VERSION {
         return Err(PlanError::Version {
             found: plan.version,

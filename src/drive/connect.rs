@@ -59,8 +59,11 @@ pub struct Conn {
     pub log: FrameLog,
     /// Sends PINGs and awaits their ACKs (taken once, by a keepalive).
     pub ping_pong: Option<h2::PingPong>,
-    /// Drives the connection; aborted when the `Conn` is dropped.
-    task: JoinHandle<()>,
+    /// Drives the connection; aborted when the `Conn` is dropped (taken by
+    /// [`Conn::close`], which lets it finish).
+    task: Option<JoinHandle<()>>,
+    /// Aborts `task`.
+    abort: tokio::task::AbortHandle,
 }
 
 /// A byte stream to the target, TCP or TLS.
@@ -71,13 +74,30 @@ impl Conn {
     /// Closes the connection when aborted (a keepalive whose PING went
     /// unanswered), failing its streams, while others still hold the `Conn`.
     pub fn closer(&self) -> tokio::task::AbortHandle {
-        self.task.abort_handle()
+        self.abort.clone()
+    }
+
+    /// Closes the connection as an HTTP/2 client does when it is done: with
+    /// this handle gone and no stream left, h2 flushes what is queued (a
+    /// last RST_STREAM), sends GOAWAY(NO_ERROR) and ends; aborted after
+    /// `within` (a stream something else still holds).
+    pub async fn close(mut self, within: Duration) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        let abort = self.abort.clone();
+        drop(self);
+        if tokio::time::timeout(within, task).await.is_err() {
+            abort.abort();
+        }
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.task.abort();
+        if self.task.is_some() {
+            self.abort.abort();
+        }
     }
 }
 
@@ -180,7 +200,8 @@ impl Connector {
             authority: self.target.address.clone(),
             log,
             ping_pong,
-            task,
+            abort: task.abort_handle(),
+            task: Some(task),
         })
     }
 }

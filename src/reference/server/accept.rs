@@ -238,6 +238,7 @@ async fn serve_connection<IO>(
             _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => break,
             _ = state.goaway_requested(), if !draining_now => {
                 conn.as_mut().graceful_shutdown();
+                state.goaway_begins();
                 draining = Some(Draining { until: None });
             }
             _ = stopping.wait_for(|stop| *stop), if !draining_now => {

@@ -29,6 +29,8 @@ pub struct ConnState {
     calls_started: AtomicU64,
     /// Woken when a scripted answer asks for a graceful GOAWAY.
     goaway: Notify,
+    /// The graceful GOAWAY began (hyper queued it).
+    goaway_begun: watch::Sender<bool>,
 }
 
 /// The tap's part, under one lock because pings, frames sent and GOAWAYs
@@ -60,6 +62,7 @@ impl ConnState {
             handshaken: watch::channel(false).0,
             calls_started: AtomicU64::new(0),
             goaway: Notify::new(),
+            goaway_begun: watch::channel(false).0,
         })
     }
 
@@ -141,6 +144,18 @@ impl ConnState {
     /// Resolves once a graceful GOAWAY was asked for.
     pub async fn goaway_requested(&self) {
         self.goaway.notified().await;
+    }
+
+    /// The accept loop began the graceful close.
+    pub fn goaway_begins(&self) {
+        self.goaway_begun.send_replace(true);
+    }
+
+    /// Resolves once the graceful close began.
+    pub async fn goaway_begun(&self) {
+        let mut begun = self.goaway_begun.subscribe();
+        // The sender lives in self, so waiting cannot fail.
+        let _ = begun.wait_for(|b| *b).await;
     }
 
     /// Resolves once the tap asked for the connection to be dropped.

@@ -45,6 +45,9 @@ pub struct Script {
     /// What follows the headers; an empty list ends the stream on the
     /// HEADERS frame (trailers-only).
     pub steps: Vec<ScriptStep>,
+    /// Answer only once the request stream ended, as a server of a method
+    /// with one request (or one response) does; a client reset means no answer.
+    pub after_request: bool,
 }
 
 /// One step of a scripted response body.
@@ -144,7 +147,6 @@ impl<S> Scripted<S> {
 }
 
 /// A response body: the reference's, or a script's.
-#[derive(Debug)]
 pub enum EitherBody<B> {
     /// The reference's body.
     Inner(B),
@@ -153,12 +155,14 @@ pub enum EitherBody<B> {
 }
 
 /// The steps of a script still to send.
-#[derive(Debug)]
 pub struct ScriptBody {
     /// The steps left.
     steps: VecDeque<ScriptStep>,
     /// The connection, for GOAWAY steps.
     conn: Arc<ConnState>,
+    /// A GOAWAY asked for and not yet begun: nothing more is sent before it,
+    /// so the client sees it before the frames that follow in the script.
+    goaway: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// Counts the call as open (ping policy, idleness) until the body ends.
     _guard: CallGuard,
 }
@@ -188,34 +192,44 @@ where
         // The request is read to its end (or reset) so the client's frames
         // all reach the log; what it says does not matter to a script.
         let mut body = request.into_body();
+        let (ended, request_ended) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            while let Some(Ok(_)) =
-                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-            {}
+            loop {
+                match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                    Some(Ok(_)) => continue,
+                    // A reset is no end: `ended` is dropped unsent.
+                    Some(Err(_)) => return,
+                    None => break,
+                }
+            }
+            let _ = ended.send(());
         });
         let body = ScriptBody {
             steps: script.steps.into(),
             conn: self.conn.clone(),
+            goaway: None,
             _guard: self.conn.open_call(),
         };
-        ScriptedFuture::Script {
-            delay: Box::pin(tokio::time::sleep(script.delay)),
-            response: Some(script.head.map(|()| body)),
-        }
+        let (head, delay, after_request) = (script.head, script.delay, script.after_request);
+        ScriptedFuture::Script(Box::pin(async move {
+            let delay = tokio::time::sleep(delay);
+            if after_request && request_ended.await.is_err() {
+                // Reset by the client: hyper drops this future with the stream.
+                std::future::pending::<()>().await;
+            }
+            delay.await;
+            head.map(|()| body)
+        }))
     }
 }
 
-/// The response of [`Scripted`]: the reference's, or a script's after its delay.
+/// The response of [`Scripted`]: the reference's, or a script's.
 pub enum ScriptedFuture<F> {
     /// The reference answers.
     Inner(F),
-    /// The script answers once `delay` is over.
-    Script {
-        /// The script's delay.
-        delay: Pin<Box<tokio::time::Sleep>>,
-        /// The response, taken when ready.
-        response: Option<Response<ScriptBody>>,
-    },
+    /// The script answers once its request ended (when it waits for that)
+    /// and its delay is over.
+    Script(Pin<Box<dyn Future<Output = Response<ScriptBody>> + Send>>),
 }
 
 impl<F, RB> Future for ScriptedFuture<F>
@@ -229,11 +243,10 @@ where
             ScriptedFuture::Inner(inner) => Pin::new(inner)
                 .poll(cx)
                 .map(|r| r.map(|response| response.map(EitherBody::Inner))),
-            ScriptedFuture::Script { delay, response } => {
-                std::task::ready!(delay.as_mut().poll(cx));
-                let response = response.take().expect("a scripted response is given once");
-                Poll::Ready(Ok(response.map(EitherBody::Script)))
-            }
+            ScriptedFuture::Script(script) => script
+                .as_mut()
+                .poll(cx)
+                .map(|response| Ok(response.map(EitherBody::Script))),
         }
     }
 }
@@ -254,7 +267,16 @@ where
             EitherBody::Inner(inner) => Pin::new(inner)
                 .poll_frame(cx)
                 .map(|f| f.map(|r| r.map_err(Into::into))),
-            EitherBody::Script(ScriptBody { steps, conn, .. }) => loop {
+            EitherBody::Script(ScriptBody {
+                steps,
+                conn,
+                goaway,
+                ..
+            }) => loop {
+                if let Some(begun) = goaway {
+                    std::task::ready!(begun.as_mut().poll(cx));
+                    *goaway = None;
+                }
                 return Poll::Ready(match steps.pop_front() {
                     None => None,
                     Some(ScriptStep::Data(bytes)) => Some(Ok(Frame::data(bytes))),
@@ -264,6 +286,8 @@ where
                     }
                     Some(ScriptStep::GoAway) => {
                         conn.request_goaway();
+                        let conn = conn.clone();
+                        *goaway = Some(Box::pin(async move { conn.goaway_begun().await }));
                         continue;
                     }
                 });
