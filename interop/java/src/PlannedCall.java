@@ -168,13 +168,6 @@ final class PlannedCall implements Runnable {
    * one request of unary and server streaming calls, else null.
    */
   private void start(Message request) {
-    CallOptions options = CallOptions.DEFAULT;
-    if (plan.deadlineMs != null) {
-      options = options.withDeadlineAfter(plan.deadlineMs, TimeUnit.MILLISECONDS);
-    }
-    if (plan.compression != null) {
-      options = options.withCompression(plan.compression);
-    }
     Metadata metadata = new Metadata();
     for (ClientPlan.Entry e : plan.metadata) {
       if (e.bytes != null) {
@@ -182,6 +175,14 @@ final class PlannedCall implements Runnable {
       } else {
         metadata.put(Metadata.Key.of(e.name, Metadata.ASCII_STRING_MARSHALLER), e.text);
       }
+    }
+    // The deadline counts from here, just before grpc-java starts the call.
+    CallOptions options = CallOptions.DEFAULT;
+    if (plan.deadlineMs != null) {
+      options = options.withDeadlineAfter(plan.deadlineMs, TimeUnit.MILLISECONDS);
+    }
+    if (plan.compression != null) {
+      options = options.withCompression(plan.compression);
     }
     ClientCall<Message, Message> recorded =
         new RecordedCall(channel.newCall(method, options), metadata);
