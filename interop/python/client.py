@@ -22,6 +22,8 @@ import observer_pb2
 import sensor_pb2
 
 INTERFACE_VERSION = 1
+# After giving up on a call (cancelled), how long its status may take to come.
+STATUS_AFTER_CANCEL_S = 0.5
 UNARY, SERVER_STREAMING, CLIENT_STREAMING, BIDI = "unary", "server_streaming", "client_streaming", "bidi"
 UNARY_REQUEST = (UNARY, SERVER_STREAMING)
 
@@ -221,8 +223,13 @@ class Call:
             return {"headers": None, "messages": [], "trailers": [],
                     "status": {"code": grpc.StatusCode.UNKNOWN.value[0], "message": ""},
                     "error": self.error or "the call was never invoked"}
-        code = await self.call.code()
-        details = await self.call.details()
+        try:
+            # The call is over or cancelled by now: its status is due at once.
+            code = await asyncio.wait_for(self.call.code(), STATUS_AFTER_CANCEL_S)
+            details = await self.call.details()
+        except asyncio.TimeoutError:
+            code, details = grpc.StatusCode.UNKNOWN, ""
+            self.error = (self.error or "") + "; no status came after call.cancel()"
         if code != grpc.StatusCode.OK and self.error is None:
             self.error = f"{code} {details!r}" + (" (call.cancel())" if self.cancelled_here else "")
         return {
