@@ -93,6 +93,7 @@ class Call:
         self.finished = False
         self.error = None
         self.cancelled_here = False
+        self.refused_writes = 0
         self.messages = []
         self.kwargs = {"metadata": request_metadata(plan_call.get("metadata") or [])}
         if plan_call.get("deadline_ms") is not None:
@@ -178,7 +179,9 @@ class Call:
         except asyncio.InvalidStateError as error:
             # grpc.aio refuses to write on a call that is over: the call's
             # status tells how it ended.
-            print(f"{self.plan['method']}: {error}", file=sys.stderr)
+            if not self.refused_writes:
+                print(f"{self.plan['method']}: {error} (said once a call)", file=sys.stderr)
+            self.refused_writes += 1
         return None
 
     async def send(self, json_message):

@@ -60,6 +60,8 @@ pub struct Call<'p, Req, Resp> {
     answer: Answer<Resp>,
     /// The report has the call's final status.
     finished: bool,
+    /// tonic dropped the request stream (the call ended) while sends remained.
+    request_stream_closed: bool,
     report: ReportCall,
 }
 
@@ -78,6 +80,7 @@ where
             sender: None,
             answer: Answer::NotInvoked,
             finished: false,
+            request_stream_closed: false,
             report: ReportCall::default(),
         };
         if let Err(problem) = call.start_streaming_request() {
@@ -183,10 +186,13 @@ where
         // A closed channel means tonic dropped the request stream: the call
         // ended, and the next receive reports how.
         if let Some(Err(_closed)) = self.bounded("send", sender.send(message)).await {
-            eprintln!(
-                "{}: the request stream is closed; the call ended",
-                self.plan.method
-            );
+            if !self.request_stream_closed {
+                eprintln!(
+                    "{}: the request stream is closed; the call ended (said once a call)",
+                    self.plan.method
+                );
+            }
+            self.request_stream_closed = true;
         }
     }
 
