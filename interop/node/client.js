@@ -154,7 +154,8 @@ class Call {
     call.on('metadata', (headers) => { this.headers = metadataPairs(headers); this.wake(); });
     call.on('status', (status) => { this.status = status; this.wake(); });
     if (!ONE_RESPONSE.has(this.plan.mode)) {
-      call.on('error', (error) => { this.error = error.message; this.wake(); });
+      // The first error is the call's (a later one is a write on a call that is over).
+      call.on('error', (error) => { if (this.error === null) this.error = error.message; this.wake(); });
       call.on('readable', () => this.wake());
       call.on('end', () => this.wake());
     }
