@@ -14,6 +14,7 @@ const UNARY_REQUEST = new Set(['unary', 'server_streaming']);
 const ONE_RESPONSE = new Set(['unary', 'client_streaming']);
 // After giving up on a call (cancelled), how long its status may take to come.
 const STATUS_AFTER_CANCEL_MS = 500;
+const EXIT_LINGER_MS = 200;
 
 class GaveUp extends Error {}
 
@@ -309,7 +310,11 @@ function main() {
   }
   process.stderr.write(`fixture ${plan.fixture}: ${plan.calls.length} call(s) to ${plan.target}\n`);
   run(plan).then(
-    (report) => process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0)),
+    // Exit once grpc-js's last frames (a reset queued by a cancel just before)
+    // are out: when the event loop drains, or after EXIT_LINGER_MS at most.
+    (report) => process.stdout.write(`${JSON.stringify(report)}\n`, () => {
+      setTimeout(() => process.exit(0), EXIT_LINGER_MS).unref();
+    }),
     (error) => { process.stderr.write(`${error.stack || error}\n`); process.exit(1); },
   );
 }

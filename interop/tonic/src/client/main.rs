@@ -19,6 +19,9 @@ use crate::call::{Call, MethodTypes, Shared};
 use crate::messages::descriptor;
 use crate::plan::{ChannelOptions, Plan, PlanCall, Report, ReportCall, INTERFACE_VERSION};
 
+/// How long the process stays after the report so queued frames go out.
+const EXIT_LINGER: Duration = Duration::from_millis(100);
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut text = String::new();
@@ -69,6 +72,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         calls,
     };
     println!("{}", serde_json::to_string(&report)?);
+    // The connection's task writes what the calls queued last (the reset of
+    // a call dropped just before); leaving main at once would drop it unsent.
+    tokio::time::sleep(EXIT_LINGER).await;
     Ok(())
 }
 
