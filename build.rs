@@ -26,7 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Writes `corpus.rs`: every `fixtures/**/*.json` and `snapshots/**/*.snap`
-/// (but `snapshots/peers/`) as
+/// (but `snapshots/peers/` and the client ones), every
+/// `client-fixtures/**/*.json` and `snapshots/client/**/*.snap` as
 /// `(name, include_str!(..))`, so the binary carries the corpus and its golden
 /// snapshots. `include_str!` makes cargo rebuild when one changes; the
 /// directory rerun lines catch files added or removed.
@@ -36,13 +37,27 @@ fn embed_corpus(out_dir: &std::path::Path) -> Result<(), Box<dyn std::error::Err
     for (konst, dir, ext) in [
         ("FIXTURES", "fixtures", "json"),
         ("SNAPSHOTS", "snapshots", "snap"),
+        ("CLIENT_FIXTURES", "client-fixtures", "json"),
+        ("CLIENT_SNAPSHOTS", "snapshots/client", "snap"),
     ] {
         println!("cargo:rerun-if-changed={dir}");
         let mut files = Vec::new();
         collect(&root.join(dir), ext, &mut files)?;
         // snapshots/peers/<peer>/ hold the interop peers' accepted
         // divergences (passed with --snapshots), not golden snapshots.
-        files.retain(|f| !f.starts_with(root.join("snapshots/peers")));
+        // snapshots/client/ are the client goldens (their own constant),
+        // snapshots/client-peers/ the client peers' accepted divergences.
+        if konst == "SNAPSHOTS" {
+            files.retain(|f| {
+                [
+                    "snapshots/peers",
+                    "snapshots/client",
+                    "snapshots/client-peers",
+                ]
+                .iter()
+                .all(|d| !f.starts_with(root.join(d)))
+            });
+        }
         files.sort();
         code.push_str(&format!("pub const {konst}: &[(&str, &str)] = &[\n"));
         for file in files {

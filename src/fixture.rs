@@ -19,15 +19,26 @@ pub fn embedded_snapshots() -> &'static [(&'static str, &'static str)] {
     embedded::SNAPSHOTS
 }
 
-/// A fixture with its name and where it came from.
+/// The embedded client fixtures (`client-fixtures/`) as `(name, file text)`.
+pub fn embedded_client_fixtures() -> &'static [(&'static str, &'static str)] {
+    embedded::CLIENT_FIXTURES
+}
+
+/// The embedded golden client snapshots (`snapshots/client/`) as `(name, file text)`.
+pub fn embedded_client_snapshots() -> &'static [(&'static str, &'static str)] {
+    embedded::CLIENT_SNAPSHOTS
+}
+
+/// A fixture (a server fixture unless `F` says otherwise) with its name and
+/// where it came from.
 #[derive(Clone, Debug)]
-pub struct NamedFixture {
+pub struct NamedFixture<F = Fixture> {
     /// Hierarchical name from the path, `/`-separated, without `.json`.
     pub name: String,
     /// The file it was read from (`fixtures/<name>.json` for the embedded corpus).
     pub source: String,
     /// The parsed content.
-    pub fixture: Fixture,
+    pub fixture: F,
 }
 
 /// A fixture that cannot be used.
@@ -71,8 +82,14 @@ pub enum FixtureError {
 
 /// Parses one fixture's text; `file` is only used in errors.
 pub fn parse(file: &str, text: &str) -> Result<Fixture, FixtureError> {
+    parse_as(file, text)
+}
+
+/// Parses one file's text as any fixture format (server or client
+/// fixtures); `file` is only used in errors.
+pub fn parse_as<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, FixtureError> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    let fixture: Fixture = serde_path_to_error::deserialize(de).map_err(|e| {
+    let fixture: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         FixtureError::Parse {
@@ -150,11 +167,16 @@ pub fn read_dir(dir: &Path) -> Result<Vec<FixtureText>, FixtureError> {
 
 /// The text of every fixture of the embedded corpus.
 pub fn read_embedded() -> Vec<FixtureText> {
-    embedded::FIXTURES
+    embedded_texts(embedded::FIXTURES, "fixtures")
+}
+
+/// The texts of embedded `files`, named as read from `dir/<name>.json`.
+pub fn embedded_texts(files: &[(&str, &str)], dir: &str) -> Vec<FixtureText> {
+    files
         .iter()
         .map(|(name, text)| FixtureText {
             name: name.to_string(),
-            source: format!("fixtures/{name}.json"),
+            source: format!("{dir}/{name}.json"),
             text: text.to_string(),
         })
         .collect()
@@ -178,14 +200,23 @@ pub fn check_all(
     texts: Vec<FixtureText>,
     descriptors: &Descriptors,
 ) -> (Vec<NamedFixture>, Vec<FixtureError>) {
+    check_all_as(texts, |named| validate(named, descriptors))
+}
+
+/// Parses every text as format `F` and checks it with `validate`, going on
+/// after a bad one: the good fixtures, and every problem located in its file.
+pub fn check_all_as<F: serde::de::DeserializeOwned>(
+    texts: Vec<FixtureText>,
+    validate: impl Fn(&NamedFixture<F>) -> Result<(), FixtureError>,
+) -> (Vec<NamedFixture<F>>, Vec<FixtureError>) {
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for f in texts {
-        let named = parse(&f.source, &f.text).map(|fixture| NamedFixture {
+        let named = parse_as(&f.source, &f.text).map(|fixture| NamedFixture {
             name: f.name,
             source: f.source,
             fixture,
         });
-        match named.and_then(|n| validate(&n, descriptors).map(|()| n)) {
+        match named.and_then(|n| validate(&n).map(|()| n)) {
             Ok(n) => good.push(n),
             Err(e) => bad.push(e.located_in(&f.text)),
         }
@@ -232,6 +263,43 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), FixtureError> {
     Ok(())
 }
 
+/// The method at `path`, or why not, with the closest known path as a hint.
+pub fn find_method(
+    descriptors: &Descriptors,
+    path: &str,
+) -> Result<prost_reflect::MethodDescriptor, String> {
+    descriptors.method(path).ok_or_else(|| {
+        let known = descriptors.method_paths();
+        let hint = crate::suggest::closest(path, known.iter().map(String::as_str))
+            .map_or(String::new(), |m| format!("; did you mean {m}?"));
+        format!("no method {path} in the descriptors{hint}")
+    })
+}
+
+/// Checks that header fields can be sent as they are: lower-case names and
+/// visible ASCII values. The error is the field under `field` (`field` or
+/// `field.<name>`) and what is wrong.
+pub fn check_header_fields(
+    fields: &std::collections::BTreeMap<String, String>,
+    field: &str,
+) -> Result<(), (String, String)> {
+    for (name, value) in fields {
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err((
+                format!("{field}.{name}"),
+                "header values must be visible ASCII: percent-encode other text".into(),
+            ));
+        }
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() || name.to_lowercase() != *name {
+            return Err((
+                field.to_string(),
+                format!("`{name}` is not a lower-case header name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks what serde cannot: methods exist, messages fit their types, status
 /// names are known, and steps come in an order the driver can follow.
 pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), FixtureError> {
@@ -263,31 +331,10 @@ pub fn validate(named: &NamedFixture, descriptors: &Descriptors) -> Result<(), F
     }
     for (c, call) in f.calls.iter().enumerate() {
         let at = |rest: &str| format!("calls[{c}]{rest}");
-        let method = descriptors.method(&call.method).ok_or_else(|| {
-            let known = descriptors.method_paths();
-            let hint = crate::suggest::closest(&call.method, known.iter().map(String::as_str))
-                .map_or(String::new(), |m| format!("; did you mean {m}?"));
-            invalid(
-                at(".method"),
-                format!("no method {} in the descriptors{hint}", call.method),
-            )
-        })?;
-        for (name, value) in &call.metadata {
-            if http::HeaderValue::from_str(value).is_err() {
-                return Err(invalid(
-                    at(&format!(".metadata.{name}")),
-                    "header values must be visible ASCII: percent-encode other text".into(),
-                ));
-            }
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || name.to_lowercase() != *name
-            {
-                return Err(invalid(
-                    at(".metadata"),
-                    format!("`{name}` is not a lower-case header name"),
-                ));
-            }
-        }
+        let method =
+            find_method(descriptors, &call.method).map_err(|e| invalid(at(".method"), e))?;
+        check_header_fields(&call.metadata, ".metadata")
+            .map_err(|(field, e)| invalid(at(&field), e))?;
         // Where the script stands, so impossible orders are caught here.
         let (mut closed, mut ended, mut cancelled) = (false, false, false);
         for (s, step) in call.steps.iter().enumerate() {

@@ -8,6 +8,7 @@
 pub mod capabilities;
 pub mod cli;
 pub mod client;
+pub mod client_driver;
 pub mod contract;
 pub mod coverage;
 pub mod descriptors;

@@ -98,12 +98,23 @@ impl FixtureResult {
     /// The result of `named` before it is run: an error with nothing seen.
     pub fn new(named: &NamedFixture) -> FixtureResult {
         let f = &named.fixture;
+        FixtureResult::for_fixture(&named.name, &named.source, &f.description, &f.rule, f.level)
+    }
+
+    /// The result of a fixture (of any format) before it is run.
+    pub fn for_fixture(
+        name: &str,
+        source: &str,
+        description: &str,
+        rule: &str,
+        level: Level,
+    ) -> FixtureResult {
         FixtureResult {
-            name: named.name.clone(),
-            source: named.source.clone(),
-            description: f.description.clone(),
-            rule: f.rule.clone(),
-            level: f.level,
+            name: name.to_string(),
+            source: source.to_string(),
+            description: description.to_string(),
+            rule: rule.to_string(),
+            level,
             verdict: Verdict::Error,
             transcript: None,
             expected_from: None,
@@ -391,53 +402,88 @@ fn judge_one(
     actual: String,
     result: &mut FixtureResult,
 ) {
-    let expected = match config.store.expected(&named.name) {
-        Ok(e) => e,
-        Err(e) => {
-            result.error = Some(e.to_string());
-            return;
-        }
+    let judging = Judging {
+        store: &config.store,
+        known_failing: &config.known_failing,
+        known_flaky: &config.known_flaky,
     };
-    if let Some((_, origin)) = &expected {
-        result.expected_from = Some(match origin {
-            Origin::Golden => "golden".to_string(),
-            Origin::Accepted(p) => p.display().to_string(),
-        });
-    }
-    let expected = expected.map(|(text, _)| lens.apply(&text));
-    let comparison = judge::compare(expected.as_deref(), &actual);
-    result.diff = comparison
-        .diff
-        .map(|d| judge::for_report(d, MAX_REPORTED_BYTES));
-    if let Some(reason) = config.known_flaky.get(&named.name) {
-        result.verdict = Verdict::Unstable;
-        result.reason = Some(format!("known flaky: {reason}"));
-        return;
-    }
-    let f = &named.fixture;
-    let written = if comparison.matched {
-        config.store.clear_new(&named.name).map(|_| None)
-    } else {
-        let text = snapshot::render(&named.name, &named.source, &f.description, &actual);
-        config.store.write_new(&named.name, &text)
-    };
-    match written {
-        Ok(path) => result.new_snapshot = path,
-        Err(e) => {
-            result.error = Some(e.to_string());
-            return;
-        }
-    }
-    let known = config.known_failing.contains(&named.name);
-    result.verdict = judge::verdict(comparison.matched, known);
+    judging.judge(
+        &named.source,
+        &named.fixture.description,
+        lens,
+        actual,
+        result,
+    );
 }
 
-/// A reference server started with a fixture's needs, and a connector to it.
-async fn start_reference(
-    needs: &ReferenceNeeds,
-    drive: &DriveOptions,
-) -> Result<(ReferenceServer, Connector), String> {
-    let ms = |v: u64| Duration::from_millis(drive.scale(v));
+/// What judging a transcript needs of a run (server or client fixtures).
+pub struct Judging<'a> {
+    /// Golden and accepted snapshots.
+    pub store: &'a Store,
+    /// Fixtures expected to fail.
+    pub known_failing: &'a BTreeSet<String>,
+    /// Fixtures run but never judged, with why.
+    pub known_flaky: &'a BTreeMap<String, String>,
+}
+
+impl Judging<'_> {
+    /// Compares `actual`, the transcript of fixture `result.name` (read from
+    /// `source`), with its snapshot, writes or clears its `.snap.new`, and
+    /// sets the verdict.
+    pub fn judge(
+        &self,
+        source: &str,
+        description: &str,
+        lens: Lens,
+        actual: String,
+        result: &mut FixtureResult,
+    ) {
+        let name = result.name.clone();
+        let expected = match self.store.expected(&name) {
+            Ok(e) => e,
+            Err(e) => {
+                result.error = Some(e.to_string());
+                return;
+            }
+        };
+        if let Some((_, origin)) = &expected {
+            result.expected_from = Some(match origin {
+                Origin::Golden => "golden".to_string(),
+                Origin::Accepted(p) => p.display().to_string(),
+            });
+        }
+        let expected = expected.map(|(text, _)| lens.apply(&text));
+        let comparison = judge::compare(expected.as_deref(), &actual);
+        result.diff = comparison
+            .diff
+            .map(|d| judge::for_report(d, MAX_REPORTED_BYTES));
+        if let Some(reason) = self.known_flaky.get(&name) {
+            result.verdict = Verdict::Unstable;
+            result.reason = Some(format!("known flaky: {reason}"));
+            return;
+        }
+        let written = if comparison.matched {
+            self.store.clear_new(&name).map(|_| None)
+        } else {
+            let text = snapshot::render(&name, source, description, &actual);
+            self.store.write_new(&name, &text)
+        };
+        match written {
+            Ok(path) => result.new_snapshot = path,
+            Err(e) => {
+                result.error = Some(e.to_string());
+                return;
+            }
+        }
+        let known = self.known_failing.contains(&name);
+        result.verdict = judge::verdict(comparison.matched, known);
+    }
+}
+
+/// The configuration of a reference started with a fixture's `needs`;
+/// `scale` multiplies their times.
+pub fn reference_config(needs: &ReferenceNeeds, scale: impl Fn(u64) -> u64) -> ReferenceConfig {
+    let ms = |v: u64| Duration::from_millis(scale(v));
     let mut config = ReferenceConfig {
         max_connection_age: needs.max_connection_age_ms.map(ms),
         max_connection_age_grace: needs.max_connection_age_grace_ms.map(ms),
@@ -451,6 +497,15 @@ async fn start_reference(
     if let Some(v) = needs.permit_without_calls {
         config.ping_policy.permit_without_calls = v;
     }
+    config
+}
+
+/// A reference server started with a fixture's needs, and a connector to it.
+async fn start_reference(
+    needs: &ReferenceNeeds,
+    drive: &DriveOptions,
+) -> Result<(ReferenceServer, Connector), String> {
+    let config = reference_config(needs, |v| drive.scale(v));
     let server = ReferenceServer::start(config)
         .await
         .map_err(|e| format!("reference with the fixture's settings: {e}"))?;

@@ -270,28 +270,11 @@ pub async fn prepare(options: SessionOptions) -> Result<Session, SessionError> {
             .assume(given)
             .map_err(|e| SessionError::Usage(e.to_string()))?;
     }
-    let all = names.iter().map(String::as_str);
-    let known_failing = match &options.known_failing {
-        Some(path) => known::expand(
-            &path.display().to_string(),
-            &plan::parse_known_failing(&read_list(path)?),
-            all.clone(),
-        )?,
-        None => BTreeSet::new(),
-    };
-    let known_flaky = match &options.known_flaky {
-        Some(path) => {
-            let mut covered = BTreeMap::new();
-            for (entry, why) in plan::parse_known_flaky(&read_list(path)?) {
-                let list = path.display().to_string();
-                for name in known::expand(&list, std::slice::from_ref(&entry), all.clone())? {
-                    covered.insert(name, why.clone());
-                }
-            }
-            covered
-        }
-        None => BTreeMap::new(),
-    };
+    let (known_failing, known_flaky) = known_lists(
+        options.known_failing.as_ref(),
+        options.known_flaky.as_ref(),
+        &names,
+    )?;
     let label = match &reference {
         Some(_) => "the embedded reference".to_string(),
         None => address,
@@ -321,6 +304,38 @@ pub async fn prepare(options: SessionOptions) -> Result<Session, SessionError> {
         transport: transport.to_string(),
         reflected,
     })
+}
+
+/// The known-failing and known-flaky lists, each entry expanded over the
+/// fixture `names` (an entry matching none is an error).
+pub fn known_lists(
+    known_failing: Option<&PathBuf>,
+    known_flaky: Option<&PathBuf>,
+    names: &[String],
+) -> Result<(BTreeSet<String>, BTreeMap<String, String>), SessionError> {
+    let all = names.iter().map(String::as_str);
+    let failing = match known_failing {
+        Some(path) => known::expand(
+            &path.display().to_string(),
+            &plan::parse_known_failing(&read_list(path)?),
+            all.clone(),
+        )?,
+        None => BTreeSet::new(),
+    };
+    let flaky = match known_flaky {
+        Some(path) => {
+            let mut covered = BTreeMap::new();
+            for (entry, why) in plan::parse_known_flaky(&read_list(path)?) {
+                let list = path.display().to_string();
+                for name in known::expand(&list, std::slice::from_ref(&entry), all.clone())? {
+                    covered.insert(name, why.clone());
+                }
+            }
+            covered
+        }
+        None => BTreeMap::new(),
+    };
+    Ok((failing, flaky))
 }
 
 fn read_list(path: &PathBuf) -> Result<String, SessionError> {

@@ -164,6 +164,8 @@ pub struct Store {
     dir: Option<PathBuf>,
     /// Whether `.snap.new` files may be written (false under `CI` unless asked).
     write: bool,
+    /// Where the golden snapshots live in the repository (for errors).
+    golden_dir: &'static str,
 }
 
 impl Default for Store {
@@ -175,11 +177,34 @@ impl Default for Store {
 impl Store {
     /// The embedded golden snapshots, overridden by `dir` when given.
     pub fn new(dir: Option<PathBuf>, write: bool) -> Store {
-        let golden = embedded_snapshots()
+        Store::with_golden(embedded_snapshots(), "snapshots", dir, write)
+    }
+
+    /// The embedded golden client snapshots (`snapshots/client/`),
+    /// overridden by `dir` when given.
+    pub fn client(dir: Option<PathBuf>, write: bool) -> Store {
+        let golden = crate::fixture::embedded_client_snapshots();
+        Store::with_golden(golden, "snapshots/client", dir, write)
+    }
+
+    /// The snapshots `golden` (as `(name, text)`, from `golden_dir`),
+    /// overridden by `dir` when given.
+    fn with_golden(
+        golden: &[(&str, &str)],
+        golden_dir: &'static str,
+        dir: Option<PathBuf>,
+        write: bool,
+    ) -> Store {
+        let golden = golden
             .iter()
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect();
-        Store { golden, dir, write }
+        Store {
+            golden,
+            dir,
+            write,
+            golden_dir,
+        }
     }
 
     /// A store with no snapshots at all, which writes nothing: every fixture
@@ -189,6 +214,7 @@ impl Store {
             golden: BTreeMap::new(),
             dir: None,
             write: false,
+            golden_dir: "snapshots",
         }
     }
 
@@ -210,7 +236,7 @@ impl Store {
         }
         match self.golden.get(name) {
             Some(text) => Ok(Some((
-                parse(&format!("snapshots/{name}.snap"), text)?,
+                parse(&format!("{}/{name}.snap", self.golden_dir), text)?,
                 Origin::Golden,
             ))),
             None => Ok(None),
@@ -240,7 +266,7 @@ impl Store {
             };
             if current.as_deref().is_none_or(is_golden_base) {
                 let (source, description) = metadata_of(golden);
-                let contents = parse(&format!("snapshots/{name}.snap"), golden)?;
+                let contents = parse(&format!("{}/{name}.snap", self.golden_dir), golden)?;
                 let base = render_with_info(
                     name,
                     &source,

@@ -112,7 +112,7 @@ fn flag(compressed: bool) -> &'static str {
 }
 
 /// `a=1 b=2`; values with spaces or quotes are quoted.
-fn fields(pairs: &[(String, String)]) -> String {
+pub fn fields(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| {

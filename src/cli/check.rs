@@ -1,10 +1,11 @@
-//! `grpc-conform check`: every fixture parsed and validated against the
+//! `grpc-conform check`: every fixture (server and client) parsed and validated against the
 //! descriptors, every problem reported (not only the first) with file, line,
 //! column, field and, for a misspelt method or message field, the closest
 //! known name. Nothing is sent.
 
 use super::{out, run::CliError};
 use crate::{
+    client::fixture as client_fixture,
     fixture,
     session::{self, SessionError},
 };
@@ -17,6 +18,9 @@ pub struct CheckArgs {
     /// The fixtures to check; the embedded corpus when absent.
     #[arg(long, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
+    /// The client fixtures to check; the embedded client corpus when absent.
+    #[arg(long, value_name = "DIR")]
+    pub client_fixtures: Option<PathBuf>,
     /// Compile these .proto files (protox) and add their types; repeatable.
     #[arg(long = "proto", value_name = "FILE")]
     pub protos: Vec<PathBuf>,
@@ -33,8 +37,13 @@ pub fn execute(args: &CheckArgs) -> Result<u8, CliError> {
         Some(dir) => fixture::read_dir(dir).map_err(SessionError::from)?,
         None => fixture::read_embedded(),
     };
-    let total = texts.len();
-    let (_, problems) = fixture::check_all(texts, &descriptors);
+    let client_texts = match &args.client_fixtures {
+        Some(dir) => client_fixture::read_dir(dir).map_err(SessionError::from)?,
+        None => client_fixture::read_embedded(),
+    };
+    let total = texts.len() + client_texts.len();
+    let (_, mut problems) = fixture::check_all(texts, &descriptors);
+    problems.extend(client_fixture::check_all(client_texts, &descriptors).1);
     for problem in &problems {
         out::note(&problem.to_string());
     }

@@ -5,6 +5,8 @@
 //! Exit codes: [`EXIT_CODES`] (also at the end of `--help` and in README.md).
 
 pub mod check;
+pub mod client;
+pub mod client_driver;
 pub mod color;
 pub mod config;
 pub mod coverage;
@@ -56,6 +58,10 @@ pub enum Command {
     /// Parse and validate every fixture (all problems, each with file, line,
     /// column and field); sends nothing. Exit 0 when all are valid, 2 otherwise.
     Check(check::CheckArgs),
+    /// Run the client fixtures with CMD as the client under test: the plan
+    /// on its stdin, its report on stdout (docs/clients.md). Exit codes as
+    /// a run's.
+    Client(Box<client::ClientArgs>),
     /// Print the shell completion script for SHELL (e.g. `grpc-conform
     /// completions bash > /etc/bash_completion.d/grpc-conform`).
     Completions(install::CompletionsArgs),
@@ -65,6 +71,9 @@ pub enum Command {
     /// Map the rule list onto the fixtures' `rule` fields: print or write
     /// docs/coverage.md, or check that it is current.
     Coverage(coverage::CoverageArgs),
+    /// The kit's own conforming gRPC client: read a client plan on standard
+    /// input, run it, print the report (the golden producer of `client`).
+    ClientDriver(client_driver::ClientDriverArgs),
 }
 
 /// Runs what the command line asks: the exit code of a job that ran to its
@@ -77,9 +86,11 @@ pub async fn execute(cli: Cli, matches: &clap::ArgMatches) -> Result<u8, run::Cl
             .map_err(|e| run::CliError::Other(format!("serve: {e}"))),
         Some(Command::Snapshots(args)) => snapshots::execute(args).await,
         Some(Command::Check(args)) => check::execute(&args),
+        Some(Command::Client(args)) => client::execute(*args).await,
         Some(Command::Completions(args)) => install::completions(&args),
         Some(Command::Man(args)) => install::man(&args),
         Some(Command::Coverage(args)) => coverage::execute(&args),
+        Some(Command::ClientDriver(args)) => client_driver::execute(&args).await,
         None => run::execute(cli.run, matches).await,
     }
 }

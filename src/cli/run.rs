@@ -188,11 +188,7 @@ pub fn exit_code(report: &RunReport) -> u8 {
 impl RunArgs {
     /// The session these flags describe.
     pub fn session_options(&self) -> Result<SessionOptions, CliError> {
-        if !(self.time_scale > 0.0 && self.time_scale <= MAX_TIME_SCALE) {
-            return Err(CliError::Usage(format!(
-                "--time-scale must be a positive number up to {MAX_TIME_SCALE}"
-            )));
-        }
+        check_time_scale(self.time_scale)?;
         let parse = |v: &[String]| {
             v.iter()
                 .map(|p| NamePattern::parse(p))
@@ -235,12 +231,23 @@ impl RunArgs {
     }
 }
 
+/// `--time-scale` must be positive and at most [`MAX_TIME_SCALE`].
+pub(super) fn check_time_scale(time_scale: f64) -> Result<(), CliError> {
+    if time_scale > 0.0 && time_scale <= MAX_TIME_SCALE {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "--time-scale must be a positive number up to {MAX_TIME_SCALE}"
+        )))
+    }
+}
+
 /// Largest `--time-scale`: fixture times (at most 10 minutes) scaled by it
 /// stay far within what a timer can hold.
 const MAX_TIME_SCALE: f64 = 100.0;
 
 /// Whether the CI environment variable says this is a CI run.
-fn in_ci() -> bool {
+pub(super) fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
@@ -313,14 +320,14 @@ pub async fn execute(mut args: RunArgs, matches: &clap::ArgMatches) -> Result<u8
 
 /// A line per finished fixture on stderr: `[3/50] PASS name` on a
 /// terminal, `PASS name (12 ms)` in a log; none with `-q`.
-struct Progress {
+pub(super) struct Progress {
     quiet: bool,
     terminal: bool,
     color: bool,
 }
 
 impl Progress {
-    fn new(args: &RunArgs) -> Progress {
+    pub(super) fn new(args: &RunArgs) -> Progress {
         let terminal = std::io::stderr().is_terminal();
         Progress {
             quiet: args.quiet,
@@ -340,7 +347,7 @@ impl Progress {
         }
     }
 
-    fn show(&self, result: &run::FixtureResult, done: usize, total: usize) {
+    pub(super) fn show(&self, result: &run::FixtureResult, done: usize, total: usize) {
         if self.quiet {
             return;
         }
@@ -354,7 +361,7 @@ impl Progress {
 
 /// Renders the report (with the notes a person needs after it) and writes
 /// it to `--output` or standard output.
-fn write_report(args: &RunArgs, report: &RunReport) -> Result<(), CliError> {
+pub(super) fn write_report(args: &RunArgs, report: &RunReport) -> Result<(), CliError> {
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let color = match (args.color, &args.output) {
         (ColorChoice::Always, _) => true,
@@ -444,7 +451,7 @@ fn warn_orphans(args: &RunArgs) -> Result<(), CliError> {
 
 /// `--output` must be writable before the run starts, so a typo in it does
 /// not cost a whole run's verdict.
-fn check_output(args: &RunArgs) -> Result<(), CliError> {
+pub(super) fn check_output(args: &RunArgs) -> Result<(), CliError> {
     let Some(path) = &args.output else {
         return Ok(());
     };

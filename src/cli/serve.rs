@@ -154,6 +154,7 @@ impl ServeArgs {
             max_concurrent_streams: self.max_concurrent_streams,
             observer: !self.no_observer,
             control_headers: !self.no_control_headers,
+            hook: None,
         }
     }
 

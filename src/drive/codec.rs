@@ -75,12 +75,29 @@ pub fn frame(compressed: bool, payload: &[u8]) -> Bytes {
 }
 
 /// Reassembles messages from DATA frames, whose boundaries mean nothing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Deframer {
     buf: BytesMut,
+    /// The largest length prefix accepted.
+    limit: usize,
+}
+
+impl Default for Deframer {
+    fn default() -> Self {
+        Deframer::with_limit(MAX_RECEIVED)
+    }
 }
 
 impl Deframer {
+    /// A deframer refusing any message whose length prefix exceeds `limit`
+    /// (a client's maximum receive message size).
+    pub fn with_limit(limit: usize) -> Deframer {
+        Deframer {
+            buf: BytesMut::new(),
+            limit,
+        }
+    }
+
     /// Appends the payload of one DATA frame.
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
@@ -93,9 +110,10 @@ impl Deframer {
         };
         let prefix = MessagePrefix::parse(*head);
         let (flag, len) = (prefix.compressed, prefix.length as usize);
-        if len > MAX_RECEIVED {
+        if len > self.limit {
             return Err(format!(
-                "message length prefix {len} exceeds {MAX_RECEIVED}"
+                "message length prefix {len} exceeds {}",
+                self.limit
             ));
         }
         if self.buf.len() < PREFIX_LEN + len {

@@ -57,6 +57,8 @@ pub struct Conn {
     pub authority: String,
     /// Every frame of the connection, both ways (the wire recorder).
     pub log: FrameLog,
+    /// Sends PINGs and awaits their ACKs (taken once, by a keepalive).
+    pub ping_pong: Option<h2::PingPong>,
     /// Drives the connection; aborted when the `Conn` is dropped.
     task: JoinHandle<()>,
 }
@@ -64,6 +66,14 @@ pub struct Conn {
 /// A byte stream to the target, TCP or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+impl Conn {
+    /// Closes the connection when aborted (a keepalive whose PING went
+    /// unanswered), failing its streams, while others still hold the `Conn`.
+    pub fn closer(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
+    }
+}
 
 impl Drop for Conn {
     fn drop(&mut self) {
@@ -150,7 +160,7 @@ impl Connector {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (sender, connection) = h2::client::Builder::new()
+        let (sender, mut connection) = h2::client::Builder::new()
             .initial_window_size(4 * 1024 * 1024)
             .max_frame_size(16 * 1024)
             // A header list as large as the frame log decodes (a target's
@@ -159,6 +169,7 @@ impl Connector {
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| DriveError::Handshake(super::describe_h2(&e)))?;
+        let ping_pong = connection.ping_pong();
         // Errors of the connection reach every stream; nothing to do with it here.
         let task = tokio::spawn(async move {
             let _ = connection.await;
@@ -168,6 +179,7 @@ impl Connector {
             scheme,
             authority: self.target.address.clone(),
             log,
+            ping_pong,
             task,
         })
     }

@@ -133,6 +133,9 @@ pub struct ReferenceConfig {
     /// dropped before any handler sees them, as on a server written from the
     /// streaming tutorials alone.
     pub control_headers: bool,
+    /// Logs each connection's frames and scripts calls (client
+    /// conformance); none for a plain reference.
+    pub hook: Option<std::sync::Arc<dyn super::server::hook::ConnectionHook>>,
 }
 
 impl Default for ReferenceConfig {
@@ -153,6 +156,7 @@ impl Default for ReferenceConfig {
             max_concurrent_streams: None,
             observer: true,
             control_headers: true,
+            hook: None,
         }
     }
 }

@@ -102,6 +102,16 @@ impl FrameLog {
         self.lock().frames.clone()
     }
 
+    /// A copy of the frames kept after the first `from`, for a reader that
+    /// follows the log as it grows without copying it whole each time.
+    pub fn frames_since(&self, from: usize) -> Vec<Frame> {
+        self.lock()
+            .frames
+            .get(from..)
+            .map(<[Frame]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// What was not kept so far.
     pub fn not_kept(&self) -> NotKept {
         self.lock().not_kept.clone()

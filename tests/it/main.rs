@@ -3,6 +3,7 @@
 mod bounds;
 mod capabilities;
 mod cli;
+mod client_driver;
 mod coverage;
 mod faulty;
 mod fuzz;

@@ -3,6 +3,7 @@
 //! per-call layer. Connection management (A9) and shutdown live here.
 
 use super::conn::ConnState;
+use super::hook::{Recorded, Scripted};
 use super::layer::CallLayer;
 use super::tap::Tap;
 use crate::reference::{CallRegistry, ReferenceConfig};
@@ -193,7 +194,12 @@ async fn serve_connection<IO>(
     let born = Instant::now();
     let handshake_by = born + config.handshake_timeout;
     let first_call_by = born + config.first_call_timeout;
-    let service = CallLayer::new(config.clone(), registry, state.clone()).layer(routes);
+    let service = Scripted::new(
+        CallLayer::new(config.clone(), registry, state.clone()).layer(routes),
+        config.hook.clone(),
+        state.clone(),
+    );
+    let log = config.hook.as_ref().map(|hook| hook.accepted());
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
     if let Some(n) = config.max_concurrent_streams {
@@ -205,7 +211,7 @@ async fn serve_connection<IO>(
             .keep_alive_timeout(keepalive.timeout);
     }
     let conn = builder.serve_connection(
-        TokioIo::new(Tap::new(stream, state.clone())),
+        TokioIo::new(Tap::new(Recorded::new(stream, log), state.clone())),
         TowerToHyperService::new(service),
     );
     tokio::pin!(conn);
@@ -228,6 +234,10 @@ async fn serve_connection<IO>(
                 draining = Some(Draining { until: Some(Instant::now() + REFUSAL_TIME) });
             }
             _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => break,
+            _ = state.goaway_requested(), if !draining_now => {
+                conn.as_mut().graceful_shutdown();
+                draining = Some(Draining { until: None });
+            }
             _ = stopping.wait_for(|stop| *stop), if !draining_now => {
                 conn.as_mut().graceful_shutdown();
                 draining = Some(Draining { until: None });

@@ -27,6 +27,8 @@ pub struct ConnState {
     handshaken: watch::Sender<bool>,
     /// Calls ever started on the connection.
     calls_started: AtomicU64,
+    /// Woken when a scripted answer asks for a graceful GOAWAY.
+    goaway: Notify,
 }
 
 /// The tap's part, under one lock because pings, frames sent and GOAWAYs
@@ -57,6 +59,7 @@ impl ConnState {
             close: Notify::new(),
             handshaken: watch::channel(false).0,
             calls_started: AtomicU64::new(0),
+            goaway: Notify::new(),
         })
     }
 
@@ -128,6 +131,16 @@ impl ConnState {
     /// out, the accept loop to evict it.
     pub(super) fn request_close(&self) {
         self.close.notify_one();
+    }
+
+    /// Asks the accept loop for a graceful GOAWAY (a scripted answer's).
+    pub(super) fn request_goaway(&self) {
+        self.goaway.notify_one();
+    }
+
+    /// Resolves once a graceful GOAWAY was asked for.
+    pub async fn goaway_requested(&self) {
+        self.goaway.notified().await;
     }
 
     /// Resolves once the tap asked for the connection to be dropped.

@@ -6,11 +6,14 @@
 //! - [`layer`] and [`body`]: the per-call layer (Observer records, deadlines,
 //!   message size, echo headers, response encoding).
 //! - [`deadline`]: `grpc-timeout` parsing.
+//! - [`hook`]: per-connection frame logs and scripted answers for embedders
+//!   (client conformance).
 
 pub mod accept;
 pub mod body;
 pub mod conn;
 pub mod deadline;
+pub mod hook;
 pub mod layer;
 pub mod ping_policy;
 pub mod tap;
