@@ -94,6 +94,7 @@ class Call:
         self.error = None
         self.cancelled_here = False
         self.refused_writes = 0
+        self.write_error = None
         self.messages = []
         self.kwargs = {"metadata": request_metadata(plan_call.get("metadata") or [])}
         if plan_call.get("deadline_ms") is not None:
@@ -171,11 +172,15 @@ class Call:
             raise ValueError(f"call {self.plan['method']}: unknown step op {op!r}")
 
     async def guarded(self, awaitable):
-        """Awaits a write-side or header wait; an RPC error there ends the call."""
+        """Awaits a write-side or header wait. An RPC error there does not end
+        the steps: what the server sent before is still read by the receive
+        steps, which report how the call ended."""
         try:
             return await awaitable
         except grpc.aio.AioRpcError as error:
-            self.end(error)
+            if self.write_error is None:
+                print(f"{self.plan['method']}: {error.code()} {error.details()!r} on a write", file=sys.stderr)
+                self.write_error = str(error)
         except asyncio.InvalidStateError as error:
             # grpc.aio refuses to write on a call that is over: the call's
             # status tells how it ended.
@@ -201,7 +206,10 @@ class Call:
             return
         try:
             if self.mode in (UNARY, CLIENT_STREAMING):
-                self.messages.append(await self.bounded(self.call, "the response"))
+                response = await self.bounded(self.call, "the response")
+                # grpc.aio gives None for an OK answer without a message.
+                if response is not None:
+                    self.messages.append(response)
                 self.finished = True
                 return
             message = await self.bounded(self.call.read(), "a response")
@@ -234,7 +242,9 @@ class Call:
             code, details = grpc.StatusCode.UNKNOWN, ""
             self.error = (self.error or "") + "; no status came after call.cancel()"
         if code != grpc.StatusCode.OK and self.error is None:
-            self.error = f"{code} {details!r}" + (" (call.cancel())" if self.cancelled_here else "")
+            self.error = self.write_error or (
+                f"{code} {details!r}" + (" (call.cancel())" if self.cancelled_here else "")
+            )
         return {
             "headers": metadata_pairs(await self.call.initial_metadata()),
             "messages": [
