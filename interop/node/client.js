@@ -249,14 +249,24 @@ class Call {
         error: this.error || 'the call was never invoked' };
     }
     const status = this.status || { code: grpc.status.UNKNOWN, details: '', metadata: new grpc.Metadata() };
+    let { code, details } = status;
+    let error = this.error;
+    if (typeof code !== 'number') {
+      // grpc-js ends a call whose response it cannot decompress with a status
+      // whose code and details are undefined: the application gets no code.
+      error = `grpc-js gave the status {code: ${code}, details: ${details}}; reported as UNKNOWN`
+        + (this.error ? `; its error: ${this.error}` : '');
+      code = grpc.status.UNKNOWN;
+      details = '';
+    }
     return {
       headers: this.headers,
       messages: this.messages,
-      trailers: metadataPairs(status.metadata),
-      status: { code: status.code, message: status.details },
+      trailers: metadataPairs(status.metadata || new grpc.Metadata()),
+      status: { code, message: details || '' },
       error: this.gaveUp !== null
-        ? `client gave up: ${this.gaveUp}; then grpc-js: ${this.error}`
-        : (status.code === grpc.status.OK ? null : (this.error || `${status.code} ${status.details}`)),
+        ? `client gave up: ${this.gaveUp}; then grpc-js: ${error}`
+        : (code === grpc.status.OK ? null : (error || `${code} ${details}`)),
     };
   }
 }
