@@ -308,13 +308,17 @@ where
     /// tonic has no cancel call: dropping the response (stream or future)
     /// resets the stream. The request side goes after it.
     fn cancel(&mut self, why: String) {
+        let sender = self.sender.take();
         match std::mem::replace(&mut self.answer, Answer::Over) {
-            Answer::Headers(task) => task.abort(),
-            Answer::Single(task) => task.abort(),
-            Answer::Stream(stream) => drop(stream),
-            Answer::NotInvoked | Answer::Over => {}
+            // An aborted task drops the call's future at its next poll: the
+            // request sender goes only after that, as it would after a
+            // future dropped in place (dropped first, it let hyper end the
+            // request stream with END_STREAM before the reset).
+            Answer::Headers(task) => drop_after(task, sender),
+            Answer::Single(task) => drop_after(task, sender),
+            Answer::Stream(stream) => drop((stream, sender)),
+            Answer::NotInvoked | Answer::Over => drop(sender),
         }
-        self.sender = None;
         if !self.finished {
             self.finished = true;
             self.report.status = ReportStatus {
@@ -366,6 +370,18 @@ where
             }
         }
     }
+}
+
+/// Aborts `task` and drops `sender` once the task is gone.
+fn drop_after<T: Send + 'static, Req: Send + 'static>(
+    task: JoinHandle<T>,
+    sender: Option<mpsc::Sender<Req>>,
+) {
+    task.abort();
+    tokio::spawn(async move {
+        let _cancelled = task.await;
+        drop(sender);
+    });
 }
 
 /// As the generated clients do before every call.
