@@ -5,6 +5,7 @@
 //!   grpc-conform-peer-tonic PORT   # prints "listening on 127.0.0.1:PORT"; SIGTERM stops it
 
 mod contract;
+pub mod proto;
 mod services;
 
 use std::net::SocketAddr;
@@ -17,14 +18,6 @@ use crate::proto::{
     sensor_service_server::SensorServiceServer,
 };
 use crate::services::Contract;
-
-/// The generated messages and servers of ../../proto.
-pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/_.rs"));
-    pub mod observer {
-        include!(concat!(env!("OUT_DIR"), "/conform.v1.rs"));
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
