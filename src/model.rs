@@ -442,6 +442,11 @@ pub struct ReferenceNeeds {
     /// Proposal A8 permit-without-calls.
     #[serde(default)]
     pub permit_without_calls: Option<bool>,
+    /// Proposal A8 strikes tolerated before GOAWAY `too_many_pings`
+    /// (default 2, as grpc-go); 0 sends it at the first PING too soon, which
+    /// keeps a keepalive fixture with real times short.
+    #[serde(default)]
+    pub ping_max_strikes: Option<u32>,
     /// SETTINGS_MAX_CONCURRENT_STREAMS the server advertises and enforces.
     #[serde(default)]
     pub max_concurrent_streams: Option<u32>,

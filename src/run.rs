@@ -497,6 +497,9 @@ pub fn reference_config(needs: &ReferenceNeeds, scale: impl Fn(u64) -> u64) -> R
     if let Some(v) = needs.permit_without_calls {
         config.ping_policy.permit_without_calls = v;
     }
+    if let Some(v) = needs.ping_max_strikes {
+        config.ping_policy.max_strikes = v;
+    }
     config
 }
 
