@@ -27,6 +27,9 @@ pub struct ConnState {
     handshaken: watch::Sender<bool>,
     /// Calls ever started on the connection.
     calls_started: AtomicU64,
+    /// Polls of hyper's connection so far: the tap puts a flush off to the
+    /// next one.
+    polls: AtomicU64,
 }
 
 /// The tap's part, under one lock because pings, frames sent and GOAWAYs
@@ -57,6 +60,7 @@ impl ConnState {
             close: Notify::new(),
             handshaken: watch::channel(false).0,
             calls_started: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
         })
     }
 
@@ -106,6 +110,16 @@ impl ConnState {
                 _ = changes.changed() => {}
             }
         }
+    }
+
+    /// The connection task is about to poll hyper's connection.
+    pub(super) fn polling(&self) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Which poll of hyper's connection runs now.
+    pub(super) fn poll_number(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
     }
 
     /// Whether a call was ever started on the connection.

@@ -50,9 +50,9 @@ pub struct Tap<IO> {
     close_after_flush: bool,
     /// The queue holds a frame other than PING and WINDOW_UPDATE.
     urgent: bool,
-    /// A flush of a queue without urgent frames was put off to the task's
-    /// next poll; the next flush writes.
-    put_off: bool,
+    /// The poll of the connection during which a flush was put off: the
+    /// flushes of a later poll write.
+    put_off_at: Option<u64>,
 }
 
 /// Where the outbound byte stream stands within its current frame.
@@ -85,7 +85,7 @@ impl<IO> Tap<IO> {
             written: 0,
             close_after_flush: false,
             urgent: false,
-            put_off: false,
+            put_off_at: None,
         }
     }
 
@@ -202,13 +202,17 @@ impl<IO: AsyncWrite + Unpin> Tap<IO> {
         Poll::Ready(Ok(()))
     }
 
-    /// Whether this flush may be put off to the task's next poll: only PING
-    /// ACKs and WINDOW_UPDATEs are queued. h2 flushes those as soon as it
-    /// read the frames they answer, and the echo the handler is about to
-    /// send follows in a second write; waiting one turn of the scheduler
-    /// lets both leave in one write.
+    /// Whether this flush may be put off to the next poll of the connection,
+    /// so that what the calls' tasks send meanwhile leaves in the same write:
+    /// - only PING ACKs and WINDOW_UPDATEs are queued: h2 flushes those as
+    ///   soon as it read the frames they answer, and the echo the handler
+    ///   is about to send follows;
+    /// - or other calls are open: h2 flushes before each DATA frame too big
+    ///   to copy into its buffer, while the next call's frame is ready.
     fn may_put_off(&self) -> bool {
-        !self.urgent && !self.put_off && !self.close_after_flush && self.written < self.queue.len()
+        self.written < self.queue.len()
+            && !self.close_after_flush
+            && (!self.urgent || self.conn.calls_open() > 1)
     }
 }
 
@@ -248,13 +252,20 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.may_put_off() {
-            // The wake makes sure the next poll comes, and h2 flushes on
-            // every poll of the connection.
-            this.put_off = true;
-            cx.waker().wake_by_ref();
-            return Poll::Ready(Ok(()));
+            let poll = this.conn.poll_number();
+            match this.put_off_at {
+                None => {
+                    // The wake makes sure the next poll comes, and h2
+                    // flushes on every poll of the connection.
+                    this.put_off_at = Some(poll);
+                    cx.waker().wake_by_ref();
+                    return Poll::Ready(Ok(()));
+                }
+                Some(at) if at == poll => return Poll::Ready(Ok(())),
+                Some(_) => {}
+            }
         }
-        this.put_off = false;
+        this.put_off_at = None;
         ready!(this.poll_drain(cx))?;
         ready!(Pin::new(&mut this.io).poll_flush(cx))?;
         if std::mem::take(&mut this.close_after_flush) {
@@ -315,33 +326,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_ping_ack_waits_one_poll_to_share_the_next_write() {
+    async fn flushes_wait_for_the_next_poll_only_when_more_may_come() {
         let conn = ConnState::new(PingPolicy::default());
-        let mut tap = Tap::new(Vec::new(), conn);
-        tap.write_all(&ping(flag::ACK)).await.unwrap();
+        let mut tap = Tap::new(Vec::new(), conn.clone());
         let wakes = Arc::new(Wakes::default());
         let waker = futures::task::waker(wakes.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(Pin::new(&mut tap).poll_flush(&mut cx).is_ready());
-        assert!(tap.io.is_empty(), "the ACK waits");
-        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut flush = |tap: &mut Tap<Vec<u8>>| {
+            assert!(Pin::new(tap).poll_flush(&mut cx).is_ready());
+        };
         let data = FrameHeader {
             length: 0,
             kind: kind::DATA,
             flags: 0,
             stream_id: 1,
-        };
-        tap.write_all(&data.encode()).await.unwrap();
-        assert!(Pin::new(&mut tap).poll_flush(&mut cx).is_ready());
+        }
+        .encode();
+
+        // A PING ACK waits for the next poll, once woken.
+        tap.write_all(&ping(flag::ACK)).await.unwrap();
+        flush(&mut tap);
+        flush(&mut tap);
+        assert!(tap.io.is_empty());
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        conn.polling();
+        flush(&mut tap);
         let mut want = ping(flag::ACK);
-        want.extend(data.encode());
+        assert_eq!(tap.io, want);
+
+        // With two calls open, DATA waits for the other call's frames.
+        let first = conn.open_call();
+        let _second = conn.open_call();
+        tap.write_all(&data).await.unwrap();
+        flush(&mut tap);
+        tap.write_all(&data).await.unwrap();
+        flush(&mut tap);
+        assert_eq!(tap.io, want);
+        conn.polling();
+        flush(&mut tap);
+        want.extend(data);
+        want.extend(data);
         assert_eq!(tap.io, want, "one write, in order");
 
-        // Waiting once is all: a flush with only an ACK queued writes next time.
-        tap.write_all(&ping(flag::ACK)).await.unwrap();
-        assert!(Pin::new(&mut tap).poll_flush(&mut cx).is_ready());
-        assert!(Pin::new(&mut tap).poll_flush(&mut cx).is_ready());
-        assert_eq!(tap.io.len(), want.len() + ping(flag::ACK).len());
+        // With one call open, DATA is written at once.
+        drop(first);
+        tap.write_all(&data).await.unwrap();
+        flush(&mut tap);
+        want.extend(data);
+        assert_eq!(tap.io, want);
     }
 
     #[tokio::test]
