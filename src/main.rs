@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let outcome = tokio::runtime::Runtime::new()
+    let outcome = runtime(&cli)
         .map_err(|e| cli::run::CliError::Other(format!("cannot start the async runtime: {e}")))
         .and_then(|runtime| runtime.block_on(cli::execute(cli, &matches)));
     match outcome {
@@ -20,5 +20,20 @@ fn main() -> ExitCode {
             cli::out::note(&format!("grpc-conform: {e}"));
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// The async runtime: one worker thread per core the process may use; a
+/// server given one core (`taskset`, a container's CPU set) runs everything
+/// on its one thread instead, which spares the hand-offs between the thread
+/// that accepts and the worker, and a second thread's stack and heap.
+fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    if one_core && matches!(cli.command, Some(cli::Command::Serve(_))) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
     }
 }

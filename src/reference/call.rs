@@ -122,8 +122,14 @@ impl CallCtx {
         self.record.borrow().clone()
     }
 
+    /// Changes a counter. Nobody waits on counters (GetCall waits for the
+    /// outcome, and reads the counters as they stand), so the change wakes
+    /// no one: this runs for every message.
     fn update(&self, f: impl FnOnce(&mut CallRecord)) {
-        self.record.send_modify(f);
+        self.record.send_if_modified(|r| {
+            f(r);
+            false
+        });
     }
 }
 

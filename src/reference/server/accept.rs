@@ -225,7 +225,10 @@ async fn serve_connection<IO>(
         tokio::select! {
             // Errors here are the peer's doing (reset, garbage, timeout);
             // the connection is over either way.
-            _ = conn.as_mut() => break,
+            _ = std::future::poll_fn(|cx| {
+                state.polling();
+                conn.as_mut().poll(cx)
+            }) => break,
             _ = state.close_requested() => break,
             // A peer that has not even sent its preface gets no GOAWAY.
             _ = unless_by(handshake_by, || state.handshake_is_done()) => break,

@@ -31,6 +31,9 @@ pub struct ConnState {
     goaway: Notify,
     /// The graceful GOAWAY began (hyper queued it).
     goaway_begun: watch::Sender<bool>,
+    /// Polls of hyper's connection so far: the tap puts a flush off to the
+    /// next one.
+    polls: AtomicU64,
 }
 
 /// The tap's part, under one lock because pings, frames sent and GOAWAYs
@@ -63,6 +66,7 @@ impl ConnState {
             calls_started: AtomicU64::new(0),
             goaway: Notify::new(),
             goaway_begun: watch::channel(false).0,
+            polls: AtomicU64::new(0),
         })
     }
 
@@ -112,6 +116,16 @@ impl ConnState {
                 _ = changes.changed() => {}
             }
         }
+    }
+
+    /// The connection task is about to poll hyper's connection.
+    pub(super) fn polling(&self) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Which poll of hyper's connection runs now.
+    pub(super) fn poll_number(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
     }
 
     /// Whether a call was ever started on the connection.

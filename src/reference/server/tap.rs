@@ -10,9 +10,9 @@
 //! - GOAWAY frames h2 writes get debug data (`max_age`, `max_idle`) once the
 //!   accept loop asked for it, since h2 cannot send any.
 //!
-//! Outbound bytes go through a small queue so frames can be replaced whole;
-//! the queue is drained before more bytes are accepted, which keeps hyper's
-//! back-pressure intact.
+//! Outbound bytes go through a bounded queue so frames can be replaced whole
+//! and leave in as few writes as possible; a full queue is drained before
+//! more bytes are accepted, which keeps hyper's back-pressure intact.
 
 use super::conn::ConnState;
 use crate::wire::frame::{self, error_code, flag, kind, FrameHeader, FrameReader, HEADER_LEN};
@@ -23,6 +23,10 @@ use std::{
     task::{ready, Context, Poll},
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Outbound bytes gathered before they are written without waiting for a
+/// flush: a few of h2's largest frames.
+const QUEUE_LIMIT: usize = 64 * 1024;
 
 /// Debug data of the GOAWAY sent on a ping flood, as grpc-go and C-core send it.
 pub const TOO_MANY_PINGS: &[u8] = b"too_many_pings";
@@ -44,6 +48,11 @@ pub struct Tap<IO> {
     written: usize,
     /// The flood GOAWAY is queued: ask for the close once it is flushed.
     close_after_flush: bool,
+    /// The queue holds a frame other than PING and WINDOW_UPDATE.
+    urgent: bool,
+    /// The poll of the connection during which a flush was put off: the
+    /// flushes of a later poll write.
+    put_off_at: Option<u64>,
 }
 
 /// Where the outbound byte stream stands within its current frame.
@@ -75,6 +84,8 @@ impl<IO> Tap<IO> {
             queue: Vec::new(),
             written: 0,
             close_after_flush: false,
+            urgent: false,
+            put_off_at: None,
         }
     }
 
@@ -107,6 +118,9 @@ impl<IO> Tap<IO> {
             let mut tap = self.conn.tap();
             if matches!(header.kind, kind::HEADERS | kind::DATA) {
                 tap.enforcer.server_sent_headers_or_data();
+            }
+            if !matches!(header.kind, kind::PING | kind::WINDOW_UPDATE) {
+                self.urgent = true;
             }
             if header.kind == kind::GOAWAY && tap.goaway_debug.is_some() {
                 self.outbound.held = Some(self.outbound.header.to_vec());
@@ -184,7 +198,21 @@ impl<IO: AsyncWrite + Unpin> Tap<IO> {
         }
         self.queue.clear();
         self.written = 0;
+        self.urgent = false;
         Poll::Ready(Ok(()))
+    }
+
+    /// Whether this flush may be put off to the next poll of the connection,
+    /// so that what the calls' tasks send meanwhile leaves in the same write:
+    /// - only PING ACKs and WINDOW_UPDATEs are queued: h2 flushes those as
+    ///   soon as it read the frames they answer, and the echo the handler
+    ///   is about to send follows;
+    /// - or other calls are open: h2 flushes before each DATA frame too big
+    ///   to copy into its buffer, while the next call's frame is ready.
+    fn may_put_off(&self) -> bool {
+        self.written < self.queue.len()
+            && !self.close_after_flush
+            && (!self.urgent || self.conn.calls_open() > 1)
     }
 }
 
@@ -210,18 +238,34 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_drain(cx))?;
-        this.accept_outbound(buf);
-        // The bytes are ours now; a write that would block is finished by
-        // the flush hyper always follows with.
-        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(e));
+        // Bytes are gathered until hyper flushes, so that what h2 writes
+        // apart (a DATA frame's header, then its payload) leaves in one
+        // write; only a full queue is written first, which keeps hyper's
+        // back-pressure and bounds the queue.
+        if this.queue.len() >= QUEUE_LIMIT {
+            ready!(this.poll_drain(cx))?;
         }
+        this.accept_outbound(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.may_put_off() {
+            let poll = this.conn.poll_number();
+            match this.put_off_at {
+                None => {
+                    // The wake makes sure the next poll comes, and h2
+                    // flushes on every poll of the connection.
+                    this.put_off_at = Some(poll);
+                    cx.waker().wake_by_ref();
+                    return Poll::Ready(Ok(()));
+                }
+                Some(at) if at == poll => return Poll::Ready(Ok(())),
+                Some(_) => {}
+            }
+        }
+        this.put_off_at = None;
         ready!(this.poll_drain(cx))?;
         ready!(Pin::new(&mut this.io).poll_flush(cx))?;
         if std::mem::take(&mut this.close_after_flush) {
@@ -268,6 +312,67 @@ mod tests {
         tap.flush().await.unwrap();
         let mut want = ping(flag::ACK);
         want.extend(frame::goaway(7, error_code::NO_ERROR, b"max_age"));
+        assert_eq!(tap.io, want);
+    }
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl futures::task::ArcWake for Wakes {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn flushes_wait_for_the_next_poll_only_when_more_may_come() {
+        let conn = ConnState::new(PingPolicy::default());
+        let mut tap = Tap::new(Vec::new(), conn.clone());
+        let wakes = Arc::new(Wakes::default());
+        let waker = futures::task::waker(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut flush = |tap: &mut Tap<Vec<u8>>| {
+            assert!(Pin::new(tap).poll_flush(&mut cx).is_ready());
+        };
+        let data = FrameHeader {
+            length: 0,
+            kind: kind::DATA,
+            flags: 0,
+            stream_id: 1,
+        }
+        .encode();
+
+        // A PING ACK waits for the next poll, once woken.
+        tap.write_all(&ping(flag::ACK)).await.unwrap();
+        flush(&mut tap);
+        flush(&mut tap);
+        assert!(tap.io.is_empty());
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        conn.polling();
+        flush(&mut tap);
+        let mut want = ping(flag::ACK);
+        assert_eq!(tap.io, want);
+
+        // With two calls open, DATA waits for the other call's frames.
+        let first = conn.open_call();
+        let _second = conn.open_call();
+        tap.write_all(&data).await.unwrap();
+        flush(&mut tap);
+        tap.write_all(&data).await.unwrap();
+        flush(&mut tap);
+        assert_eq!(tap.io, want);
+        conn.polling();
+        flush(&mut tap);
+        want.extend(data);
+        want.extend(data);
+        assert_eq!(tap.io, want, "one write, in order");
+
+        // With one call open, DATA is written at once.
+        drop(first);
+        tap.write_all(&data).await.unwrap();
+        flush(&mut tap);
+        want.extend(data);
         assert_eq!(tap.io, want);
     }
 
