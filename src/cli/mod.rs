@@ -4,6 +4,7 @@
 //!
 //! Exit codes: [`EXIT_CODES`] (also at the end of `--help` and in README.md).
 
+pub mod bench;
 pub mod check;
 pub mod color;
 pub mod config;
@@ -65,6 +66,10 @@ pub enum Command {
     /// Map the rule list onto the fixtures' `rule` fields: print or write
     /// docs/coverage.md, or check that it is current.
     Coverage(coverage::CoverageArgs),
+    /// Load one method of a target (the embedded reference by default) and
+    /// report msgs/s, bytes/s, per-message latency, errors and the load
+    /// generator's own CPU; compare two targets round by round (docs/bench.md).
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// Runs what the command line asks: the exit code of a job that ran to its
@@ -80,6 +85,7 @@ pub async fn execute(cli: Cli, matches: &clap::ArgMatches) -> Result<u8, run::Cl
         Some(Command::Completions(args)) => install::completions(&args),
         Some(Command::Man(args)) => install::man(&args),
         Some(Command::Coverage(args)) => coverage::execute(&args),
+        Some(Command::Bench(args)) => bench::execute(&args).await,
         None => run::execute(cli.run, matches).await,
     }
 }
