@@ -103,13 +103,14 @@ impl Stream {
         !self.ctx.phases.over(at) && self.quota != Some(0)
     }
 
-    /// Counts a message sent at `at`; whether it counted.
-    fn count_sent(&mut self, at: Instant) -> bool {
+    /// Counts a message sent at `at` (against the quota when `quota`:
+    /// a server stream's quota is of responses); whether it counted.
+    fn count_sent(&mut self, at: Instant, quota: bool) -> bool {
         let counted = self.ctx.phases.counts(at);
         if counted {
             self.tally.counts.sent += 1;
             self.tally.counts.bytes_sent += self.ctx.workload.request.len() as u64;
-            if let Some(q) = &mut self.quota {
+            if let (true, Some(q)) = (quota, &mut self.quota) {
                 *q = q.saturating_sub(1);
             }
         }
@@ -219,7 +220,7 @@ impl Stream {
                 if in_flight.is_empty() {
                     last_progress = now;
                 }
-                let counted = self.count_sent(intended);
+                let counted = self.count_sent(intended, true);
                 in_flight.push_back((intended, counted));
                 if let Some(s) = &mut self.schedule {
                     s.advance();
@@ -311,7 +312,7 @@ impl Stream {
             send.send_data(self.ctx.workload.request.clone(), true)
                 .map_err(|e| cause(&e))?;
             let mut last = Instant::now();
-            let measured = self.count_sent(last);
+            let measured = self.count_sent(last, false);
             let (mut recv, head_status) = self.response(response).await?;
             let mut cancelled = false;
             while !cancelled {
@@ -388,7 +389,7 @@ impl Stream {
                 let last = i + 1 == per_call;
                 send.send_data(self.ctx.workload.request.clone(), last)
                     .map_err(|e| cause(&e))?;
-                self.count_sent(intended);
+                self.count_sent(intended, true);
                 last_intended = intended;
                 if let Some(s) = &mut self.schedule {
                     s.advance();

@@ -126,7 +126,7 @@ pub fn render(format: BenchFormat, config: &RunConfig<'_>, report: &BenchReport)
 
 /// CSV columns, in order.
 const CSV_HEADER: &str = "round,target,address,duration_s,messages_sent,messages_received,\
-msgs_per_s_sent,msgs_per_s_received,bytes_per_s_sent,bytes_per_s_received,\
+msgs_per_s_sent,msgs_per_s_received,bytes_sent,bytes_received,bytes_per_s_sent,bytes_per_s_received,\
 latency_count,latency_p50_us,latency_p90_us,latency_p99_us,latency_p999_us,latency_max_us,\
 latency_mean_us,calls,errors,client_cpu_s,client_cpu_per_msg_us,client_peak_rss_kb";
 
@@ -143,7 +143,7 @@ fn csv(report: &BenchReport) -> String {
         // `CODE=n` joined by `;`.
         let _ = writeln!(
             out,
-            "{round},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{round},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             f.target,
             f.address,
             f.duration_s,
@@ -151,6 +151,8 @@ fn csv(report: &BenchReport) -> String {
             f.messages_received,
             f.msgs_per_s_sent,
             f.msgs_per_s_received,
+            f.bytes_sent,
+            f.bytes_received,
             f.bytes_per_s_sent,
             f.bytes_per_s_received,
             l.count,

@@ -162,7 +162,17 @@ pub fn process_usage() -> (Duration, u64) {
         Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
     };
     let cpu = time(usage.ru_utime) + time(usage.ru_stime);
-    (cpu, usage.ru_maxrss.max(0) as u64)
+    (cpu, peak_rss_kb().unwrap_or(usage.ru_maxrss.max(0) as u64))
+}
+
+/// Peak resident memory of this program, KiB, from `VmHWM` in
+/// /proc/self/status (Linux). Preferred to getrusage's `ru_maxrss`, which
+/// keeps the peak of whatever process ran before an exec (a test harness,
+/// a shell wrapper) and so can report another program's memory.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Latency percentiles in microseconds.
@@ -221,6 +231,10 @@ pub struct Figures {
     pub msgs_per_s_sent: f64,
     /// Messages received per second.
     pub msgs_per_s_received: f64,
+    /// Message bytes (5-byte prefix included) sent.
+    pub bytes_sent: u64,
+    /// Message bytes (5-byte prefix included) received.
+    pub bytes_received: u64,
     /// Message bytes (5-byte prefix included) sent per second.
     pub bytes_per_s_sent: f64,
     /// Message bytes (5-byte prefix included) received per second.
@@ -268,6 +282,8 @@ impl Figures {
             messages_received: counts.received,
             msgs_per_s_sent: per_s(counts.sent),
             msgs_per_s_received: per_s(counts.received),
+            bytes_sent: counts.bytes_sent,
+            bytes_received: counts.bytes_received,
             bytes_per_s_sent: per_s(counts.bytes_sent),
             bytes_per_s_received: per_s(counts.bytes_received),
             latency_us: Latency::of(histogram),
