@@ -7,6 +7,7 @@
 //! histogram, CPU) → [`output`] (human, JSON, CSV). [`reference`] starts the
 //! embedded reference as a child process when no target is given.
 
+pub mod coalesce;
 pub mod config;
 pub mod load;
 pub mod output;
@@ -153,7 +154,7 @@ async fn round(
     };
     let mut conns = Vec::with_capacity(shape.connections);
     for _ in 0..shape.connections {
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, target.connector.connect_for_load())
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, coalesce::connect(&target.connector))
             .await
             .map_err(|_| {
                 connect_err(DriveError::Handshake(format!(
@@ -165,7 +166,9 @@ async fn round(
     }
     let uri: http::Uri = format!(
         "{}://{}{}",
-        conns[0].scheme, conns[0].authority, shape.method
+        conns[0].scheme,
+        target.connector.address(),
+        shape.method
     )
     .parse()
     .map_err(|e| BenchError::Usage(format!("--method {}: {e}", shape.method)))?;

@@ -116,18 +116,6 @@ impl Connector {
         .await
     }
 
-    /// A connection for load (`grpc-conform bench`): no frame recorder
-    /// between the socket and h2 (its `log` stays empty), and a connection
-    /// window as large as the stream window so many streams of one
-    /// connection are not held back by the 64 KiB default. The caller
-    /// bounds the time.
-    pub async fn connect_for_load(&self) -> Result<Conn, DriveError> {
-        let (io, scheme) = self.connect_io().await?;
-        let mut settings = conversation_settings();
-        settings.initial_connection_window_size(LOAD_CONNECTION_WINDOW);
-        self.handshake(io, scheme, FrameLog::new(), &settings).await
-    }
-
     /// Opens the byte stream (TCP, or TLS with ALPN h2) and says its
     /// `:scheme`; the raw driver writes its frames on it. The caller bounds the time.
     pub async fn connect_io(&self) -> Result<(Box<dyn Io>, &'static str), DriveError> {
@@ -186,9 +174,18 @@ impl Connector {
     }
 }
 
-/// Connection window of [`Connector::connect_for_load`]: 16 streams' worth
-/// of the 4 MiB stream window.
+/// Connection window of a load connection: 16 streams' worth of the 4 MiB
+/// stream window.
 const LOAD_CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+
+/// The HTTP/2 settings of a load connection (`grpc-conform bench`): the
+/// conversations', with a connection window as large as 16 stream windows so
+/// many streams of one connection are not held back by the 64 KiB default.
+pub(crate) fn load_settings() -> h2::client::Builder {
+    let mut settings = conversation_settings();
+    settings.initial_connection_window_size(LOAD_CONNECTION_WINDOW);
+    settings
+}
 
 /// The HTTP/2 settings of every conversation's connection.
 fn conversation_settings() -> h2::client::Builder {
