@@ -187,28 +187,30 @@ async fn round(
         progress: progress.received.clone(),
     });
     let streams = shape.connections * shape.streams;
-    let mut tasks = Vec::with_capacity(streams);
+    // One task a connection runs all its streams: the streams a read made
+    // ready all send before the connection's task runs again (it would run
+    // right after the first, woken last), so their messages leave together.
+    let mut tasks = Vec::with_capacity(shape.connections);
     for (c, conn) in conns.iter().enumerate() {
-        for s in 0..shape.streams {
-            let index = c * shape.streams + s;
-            let slot = StreamSlot {
-                index,
-                of: streams,
-                quota: quota(shape.until, index, streams),
-            };
-            tasks.push(tokio::spawn(load::run_stream(
-                conn.sender.clone(),
-                ctx.clone(),
-                slot,
-            )));
-        }
+        let of_conn: Vec<_> = (0..shape.streams)
+            .map(|s| {
+                let index = c * shape.streams + s;
+                let slot = StreamSlot {
+                    index,
+                    of: streams,
+                    quota: quota(shape.until, index, streams),
+                };
+                load::run_stream(conn.sender.clone(), ctx.clone(), slot)
+            })
+            .collect();
+        tasks.push(tokio::spawn(futures::future::join_all(of_conn)));
     }
     tokio::time::sleep_until(ctx.phases.measure_from).await;
     let (cpu_before, _) = stats::process_usage();
     let mut totals = Totals::default();
     for task in tasks {
         match task.await {
-            Ok(tally) => totals.counts.add(&tally.counts),
+            Ok(tallies) => tallies.iter().for_each(|t| totals.counts.add(&t.counts)),
             Err(_) => totals.counts.error("client_panic"),
         }
     }
