@@ -5,6 +5,7 @@
 //! snapshot (compare, write) → report (human, JSON, JUnit). The reference
 //! server of the contract is [`reference`].
 
+pub mod bench;
 pub mod capabilities;
 pub mod cli;
 pub mod client;

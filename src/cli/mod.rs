@@ -4,6 +4,7 @@
 //!
 //! Exit codes: [`EXIT_CODES`] (also at the end of `--help` and in README.md).
 
+pub mod bench;
 pub mod check;
 pub mod client;
 pub mod client_driver;
@@ -74,6 +75,10 @@ pub enum Command {
     /// The kit's own conforming gRPC client: read a client plan on standard
     /// input, run it, print the report (the golden producer of `client`).
     ClientDriver(client_driver::ClientDriverArgs),
+    /// Load one method of a target (the embedded reference by default) and
+    /// report msgs/s, bytes/s, per-message latency, errors and the load
+    /// generator's own CPU; compare two targets round by round (docs/bench.md).
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// Runs what the command line asks: the exit code of a job that ran to its
@@ -91,6 +96,7 @@ pub async fn execute(cli: Cli, matches: &clap::ArgMatches) -> Result<u8, run::Cl
         Some(Command::Man(args)) => install::man(&args),
         Some(Command::Coverage(args)) => coverage::execute(&args),
         Some(Command::ClientDriver(args)) => client_driver::execute(&args).await,
+        Some(Command::Bench(args)) => bench::execute(&args).await,
         None => run::execute(cli.run, matches).await,
     }
 }

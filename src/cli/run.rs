@@ -481,7 +481,7 @@ fn emit(args: &RunArgs, text: &str) -> Result<(), CliError> {
 }
 
 /// Parses `--header name:value` values.
-fn parse_headers(values: &[String]) -> Result<Vec<(HeaderName, HeaderValue)>, CliError> {
+pub(crate) fn parse_headers(values: &[String]) -> Result<Vec<(HeaderName, HeaderValue)>, CliError> {
     values
         .iter()
         .map(|h| {

@@ -116,7 +116,7 @@ pub struct ServeArgs {
     pub no_control_headers: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 300s, 500ms, 2h)"))
 }
 

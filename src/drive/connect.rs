@@ -137,8 +137,13 @@ impl Connector {
     pub async fn connect(&self) -> Result<Conn, DriveError> {
         let (io, scheme) = self.connect_io().await?;
         let log = FrameLog::new();
-        self.handshake(Recorder::new(io, log.clone()), scheme, log)
-            .await
+        self.handshake(
+            Recorder::new(io, log.clone()),
+            scheme,
+            log,
+            &conversation_settings(),
+        )
+        .await
     }
 
     /// Opens the byte stream (TCP, or TLS with ALPN h2) and says its
@@ -176,16 +181,12 @@ impl Connector {
         io: T,
         scheme: &'static str,
         log: FrameLog,
+        settings: &h2::client::Builder,
     ) -> Result<Conn, DriveError>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (sender, mut connection) = h2::client::Builder::new()
-            .initial_window_size(4 * 1024 * 1024)
-            .max_frame_size(16 * 1024)
-            // A header list as large as the frame log decodes (a target's
-            // headers are the transcript's, not a place to fill memory).
-            .max_header_list_size(crate::wire::bounds::MAX_HEADER_BLOCK as u32)
+        let (sender, mut connection) = settings
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| DriveError::Handshake(super::describe_h2(&e)))?;
@@ -204,6 +205,31 @@ impl Connector {
             task: Some(task),
         })
     }
+}
+
+/// Connection window of a load connection: 16 streams' worth of the 4 MiB
+/// stream window.
+const LOAD_CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+
+/// The HTTP/2 settings of a load connection (`grpc-conform bench`): the
+/// conversations', with a connection window as large as 16 stream windows so
+/// many streams of one connection are not held back by the 64 KiB default.
+pub(crate) fn load_settings() -> h2::client::Builder {
+    let mut settings = conversation_settings();
+    settings.initial_connection_window_size(LOAD_CONNECTION_WINDOW);
+    settings
+}
+
+/// The HTTP/2 settings of every conversation's connection.
+fn conversation_settings() -> h2::client::Builder {
+    let mut settings = h2::client::Builder::new();
+    settings
+        .initial_window_size(4 * 1024 * 1024)
+        .max_frame_size(16 * 1024)
+        // A header list as large as the frame log decodes (a target's
+        // headers are the transcript's, not a place to fill memory).
+        .max_header_list_size(crate::wire::bounds::MAX_HEADER_BLOCK as u32);
+    settings
 }
 
 /// A rustls connector with ALPN h2 and the server name to verify.

@@ -353,23 +353,7 @@ fn a_bad_proto_file_exits_2_naming_line_and_column() {
 
 #[test]
 fn the_corpus_passes_against_a_separately_started_reference() {
-    use std::io::{BufRead, BufReader};
-    // `grpc-conform serve` in its own process: the black-box path a user
-    // takes with their own server.
-    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("grpc-conform"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected: {line}"))
-        .to_string();
+    let (mut server, addr) = crate::support::serve_process();
     let result = conform()
         .args(["--target", &addr, "--time-scale", "2"])
         .assert()

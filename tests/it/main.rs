@@ -1,5 +1,6 @@
 //! The one integration-test binary: a module per area.
 
+mod bench;
 mod bounds;
 mod capabilities;
 mod cli;

@@ -47,3 +47,24 @@ pub fn tutorial_server() -> ReferenceConfig {
         ..ReferenceConfig::default()
     }
 }
+
+/// `grpc-conform serve` on 127.0.0.1:0 in its own process (the black-box
+/// path a user takes with their own server), and the address it printed.
+pub fn serve_process() -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("grpc-conform"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected: {line}"))
+        .to_string();
+    (server, addr)
+}

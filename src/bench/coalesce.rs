@@ -1,0 +1,155 @@
+//! A load connection whose writes are coalesced: the h2 crate writes each
+//! DATA frame of 256 bytes or more on its own (it sends large payloads
+//! without copying them), so a hundred streams on one connection cost a
+//! hundred writes, and the server as many reads. Here h2 writes into a
+//! bounded buffer and its flushes do nothing; the task that drives the
+//! connection writes the buffer out once h2 has done all it can, so what the
+//! streams sent since the last wake-up leaves in one write.
+
+use crate::drive::{describe_h2, Connector, DriveError};
+use bytes::{Buf, Bytes, BytesMut};
+use h2::client::SendRequest;
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{ready, Context, Poll},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    task::JoinHandle,
+};
+
+/// Bytes buffered before a write waits for the socket: a few frames'
+/// worth, so a slow target holds back the sends rather than memory.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// The byte stream and what h2 wrote to it that is not sent yet.
+struct Shared {
+    io: Box<dyn crate::drive::connect::Io>,
+    pending: BytesMut,
+}
+
+impl Shared {
+    /// Writes out what is pending (as much as the socket takes).
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.pending))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending.advance(n);
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+}
+
+/// What h2 reads from and writes to.
+struct CoalescedIo(Arc<Mutex<Shared>>);
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // Only this connection's task takes the lock; a panic there ends it.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl AsyncRead for CoalescedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut lock(&self.0).io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CoalescedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut shared = lock(&self.0);
+        if shared.pending.len() >= WRITE_BUFFER {
+            ready!(shared.poll_drain(cx))?;
+        }
+        shared.pending.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut shared = lock(&self.0);
+        if shared.pending.len() >= WRITE_BUFFER {
+            ready!(shared.poll_drain(cx))?;
+        }
+        let mut n = 0;
+        for buf in bufs {
+            shared.pending.extend_from_slice(buf);
+            n += buf.len();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The driving task writes the buffer out when h2 is done for now.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut shared = lock(&self.0);
+        ready!(shared.poll_drain(cx))?;
+        Pin::new(&mut shared.io).poll_shutdown(cx)
+    }
+}
+
+/// An HTTP/2 connection for load.
+pub struct LoadConn {
+    /// Opens streams.
+    pub sender: SendRequest<Bytes>,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    task: JoinHandle<()>,
+}
+
+impl Drop for LoadConn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Opens a connection to `connector`'s target with coalesced writes. The
+/// caller bounds the time.
+pub async fn connect(connector: &Connector) -> Result<LoadConn, DriveError> {
+    let (io, scheme) = connector.connect_io().await?;
+    let shared = Arc::new(Mutex::new(Shared {
+        io,
+        pending: BytesMut::with_capacity(64 * 1024),
+    }));
+    let (sender, mut connection) = crate::drive::connect::load_settings()
+        .handshake::<_, Bytes>(CoalescedIo(shared.clone()))
+        .await
+        .map_err(|e| DriveError::Handshake(describe_h2(&e)))?;
+    let task = tokio::spawn(std::future::poll_fn(move |cx| {
+        let done = Pin::new(&mut connection).poll(cx);
+        // Whatever h2 wrote on this wake-up, in one write; a socket that
+        // takes no more wakes this task again when it does.
+        let drained = lock(&shared).poll_drain(cx);
+        match (done, drained) {
+            (Poll::Ready(_), _) | (_, Poll::Ready(Err(_))) => Poll::Ready(()),
+            (Poll::Pending, _) => Poll::Pending,
+        }
+    }));
+    Ok(LoadConn {
+        sender,
+        scheme,
+        task,
+    })
+}

@@ -1,0 +1,251 @@
+//! `grpc-conform bench`: load on one method of a target, per-message
+//! latency on every mode, the load generator's own CPU, and targets
+//! compared round by round (docs/bench.md).
+//!
+//! One module a stage: [`config`] (what to send, checked and prepared once)
+//! → [`schedule`] and [`load`] (the streams on h2) → [`stats`] (counts,
+//! histogram, CPU) → [`output`] (human, JSON, CSV). [`reference`] starts the
+//! embedded reference as a child process when no target is given.
+
+pub mod coalesce;
+pub mod config;
+pub mod load;
+pub mod output;
+pub mod reference;
+pub mod schedule;
+pub mod stats;
+
+use crate::drive::{Connector, DriveError};
+use config::{Until, Workload};
+use load::{RoundCtx, StreamSlot};
+use schedule::Phases;
+use stats::{Figures, SharedHistogram, Totals};
+use std::{
+    sync::{atomic::AtomicU64, Arc},
+    time::Duration,
+};
+
+/// Why a bench run could not be held.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A flag's value does not make sense (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The target could not be reached or spoke no HTTP/2 (exit 3).
+    #[error("target {target}: {source}")]
+    Connect {
+        /// `host:port`.
+        target: String,
+        /// What failed.
+        #[source]
+        source: DriveError,
+    },
+    /// The embedded reference did not start (exit 2).
+    #[error("embedded reference: {0}")]
+    Reference(String),
+}
+
+/// A target of the run and its label (`A`, `B`).
+pub struct Target {
+    /// `A` for --target, `B` for --compare.
+    pub label: &'static str,
+    /// Opens its connections.
+    pub connector: Connector,
+}
+
+/// One round against one target.
+pub struct Round {
+    /// 1-based round number.
+    pub number: u32,
+    /// Index of the target in the run's list.
+    pub target: usize,
+    /// What it measured.
+    pub figures: Figures,
+}
+
+/// Everything a run measured.
+pub struct BenchReport {
+    /// Each round against each target, in the order run.
+    pub rounds: Vec<Round>,
+    /// Per target, all its rounds together.
+    pub summary: Vec<Figures>,
+    /// The target that stopped answering, when one did (the run stopped there).
+    pub stalled: Option<String>,
+}
+
+/// Progress of the round running, for the progress line.
+#[derive(Clone, Default)]
+pub struct Progress {
+    /// Messages received so far in the round (warm-up included).
+    pub received: Arc<AtomicU64>,
+}
+
+/// Connections are opened within this, each.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `rounds` rounds against each target, interleaved (A B A B ...), so
+/// drift of a shared machine falls on both alike. `on_round` hears of each
+/// round as it starts (for the progress line).
+pub async fn run(
+    workload: Workload,
+    targets: &[Target],
+    progress: &Progress,
+    mut on_round: impl FnMut(u32, &Target),
+) -> Result<BenchReport, BenchError> {
+    let workload = Arc::new(workload);
+    let mut rounds = Vec::new();
+    let mut sums: Vec<(Totals, Option<hdrhistogram::Histogram<u64>>)> =
+        targets.iter().map(|_| (Totals::default(), None)).collect();
+    let mut stalled = None;
+    'rounds: for number in 1..=workload.shape.rounds {
+        for (index, target) in targets.iter().enumerate() {
+            on_round(number, target);
+            let (totals, histogram) = round(&workload, target, progress).await?;
+            let address = target.connector.address();
+            let figures = Figures::new(target.label, address, &totals, &histogram);
+            let (sum, sum_histogram) = &mut sums[index];
+            sum.add_round(&totals);
+            match sum_histogram {
+                Some(h) => h.add(&histogram).expect("same bounds"),
+                None => *sum_histogram = Some(histogram),
+            }
+            rounds.push(Round {
+                number,
+                target: index,
+                figures,
+            });
+            if totals.counts.errors.contains_key("stalled") {
+                stalled = Some(format!("{} {address}", target.label));
+                break 'rounds;
+            }
+        }
+    }
+    let summary = targets
+        .iter()
+        .zip(&sums)
+        .filter_map(|(target, (totals, histogram))| {
+            let histogram = histogram.as_ref()?;
+            Some(Figures::new(
+                target.label,
+                target.connector.address(),
+                totals,
+                histogram,
+            ))
+        })
+        .collect();
+    Ok(BenchReport {
+        rounds,
+        summary,
+        stalled,
+    })
+}
+
+/// One round: opens the connections, runs every stream, measures from the
+/// end of the warm-up until the last stream is done.
+async fn round(
+    workload: &Arc<Workload>,
+    target: &Target,
+    progress: &Progress,
+) -> Result<(Totals, hdrhistogram::Histogram<u64>), BenchError> {
+    let shape = &workload.shape;
+    let connect_err = |source| BenchError::Connect {
+        target: target.connector.address().to_string(),
+        source,
+    };
+    let mut conns = Vec::with_capacity(shape.connections);
+    for _ in 0..shape.connections {
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, coalesce::connect(&target.connector))
+            .await
+            .map_err(|_| {
+                connect_err(DriveError::Handshake(format!(
+                    "no HTTP/2 connection within {CONNECT_TIMEOUT:?}"
+                )))
+            })?
+            .map_err(connect_err)?;
+        conns.push(conn);
+    }
+    let uri: http::Uri = format!(
+        "{}://{}{}",
+        conns[0].scheme,
+        target.connector.address(),
+        shape.method
+    )
+    .parse()
+    .map_err(|e| BenchError::Usage(format!("--method {}: {e}", shape.method)))?;
+    let duration = match shape.until {
+        Until::Duration(d) => Some(d),
+        Until::Messages(_) => None,
+    };
+    progress
+        .received
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let ctx = Arc::new(RoundCtx {
+        workload: workload.clone(),
+        uri,
+        phases: Phases::starting_now(shape.warmup, duration),
+        histogram: SharedHistogram::new(),
+        progress: progress.received.clone(),
+    });
+    let streams = shape.connections * shape.streams;
+    // One task a connection runs all its streams: the streams a read made
+    // ready all send before the connection's task runs again (it would run
+    // right after the first, woken last), so their messages leave together.
+    let mut tasks = Vec::with_capacity(shape.connections);
+    for (c, conn) in conns.iter().enumerate() {
+        let of_conn: Vec<_> = (0..shape.streams)
+            .map(|s| {
+                let index = c * shape.streams + s;
+                let slot = StreamSlot {
+                    index,
+                    of: streams,
+                    quota: quota(shape.until, index, streams),
+                };
+                load::run_stream(conn.sender.clone(), ctx.clone(), slot)
+            })
+            .collect();
+        tasks.push(tokio::spawn(futures::future::join_all(of_conn)));
+    }
+    tokio::time::sleep_until(ctx.phases.measure_from).await;
+    let (cpu_before, _) = stats::process_usage();
+    let mut totals = Totals::default();
+    for task in tasks {
+        match task.await {
+            Ok(tallies) => tallies.iter().for_each(|t| totals.counts.add(&t.counts)),
+            Err(_) => totals.counts.error("client_panic"),
+        }
+    }
+    let (cpu_after, peak_rss_kb) = stats::process_usage();
+    totals.duration =
+        tokio::time::Instant::now().saturating_duration_since(ctx.phases.measure_from);
+    totals.cpu = cpu_after.saturating_sub(cpu_before);
+    totals.peak_rss_kb = peak_rss_kb;
+    drop(conns);
+    Ok((totals, ctx.histogram.snapshot()))
+}
+
+/// Stream `index`'s share of a message count (the first streams take the
+/// remainder).
+fn quota(until: Until, index: usize, streams: usize) -> Option<u64> {
+    match until {
+        Until::Duration(_) => None,
+        Until::Messages(n) => {
+            let streams = streams as u64;
+            Some(n / streams + u64::from((index as u64) < n % streams))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_counts_are_shared_without_loss() {
+        let shares: Vec<u64> = (0..7)
+            .map(|i| quota(Until::Messages(100), i, 7).unwrap())
+            .collect();
+        assert_eq!(shares.iter().sum::<u64>(), 100);
+        assert_eq!(shares[0], 15);
+        assert_eq!(shares[6], 14);
+    }
+}

@@ -1,0 +1,347 @@
+//! `grpc-conform bench`: the flags, the targets (the embedded reference
+//! when none is given), the progress line, and the report (docs/bench.md).
+
+use super::{out, run::CliError, serve::parse_duration};
+use crate::{
+    bench::{
+        self,
+        config::{LoadShape, Mode, Until, Workload},
+        output::{self, BenchFormat, RunConfig, TargetInfo},
+        BenchError, Progress, Target,
+    },
+    descriptors::Descriptors,
+    drive::{connect::check_address, Connector, TlsOptions},
+};
+use clap::Args;
+use std::{io::IsTerminal, path::PathBuf, sync::atomic::Ordering, time::Duration};
+
+/// Flags of `grpc-conform bench`. Durations are written like `10s`, `500ms`.
+#[derive(Clone, Debug, Args)]
+pub struct BenchArgs {
+    /// The server to load, as host:port; without it, the embedded reference
+    /// is started on 127.0.0.1 (in a child process, so its CPU is not counted
+    /// as the load generator's).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<String>,
+    /// Method to call, as /package.Service/Method: the contract's
+    /// (/ChatService/ChatStream, /Greeter/AllStream, /Greeter/ServerStream,
+    /// /SensorService/Watch, /Greeter/ClientStream, /SensorService/Record,
+    /// /Greeter/SayHello) or one from --proto or --reflect.
+    #[arg(long, default_value = "/ChatService/ChatStream", value_name = "PATH")]
+    pub method: String,
+    /// HTTP/2 connections per target.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub connections: u32,
+    /// Concurrent calls (streams) on each connection.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub streams: u32,
+    /// Encoded size of each request in bytes, reached by padding its one
+    /// string field (server streaming on the contract: each response's size);
+    /// default 1024 for the contract's methods, the --request as it is otherwise.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
+    pub size: Option<u32>,
+    /// Compress requests with this encoding (gzip, deflate, zstd) and accept
+    /// it on responses (the contract's methods are asked to compress them).
+    #[arg(long, value_name = "ENCODING")]
+    pub compression: Option<String>,
+    /// How long to measure, after the warm-up [default: 10s].
+    #[arg(long, value_parser = parse_duration, conflicts_with = "messages")]
+    pub duration: Option<Duration>,
+    /// Measure until this many messages of the streaming side (requests;
+    /// responses for server streaming) were sent in all, instead of a duration.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub messages: Option<u64>,
+    /// Load sent before measuring, not counted.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Messages per second over all streams, on an open-loop schedule whose
+    /// latencies count from each message's intended send time; without it,
+    /// a closed loop (each stream sends as its window allows).
+    #[arg(long, value_name = "MSGS_PER_S")]
+    pub rate: Option<f64>,
+    /// Bidi: messages a stream keeps in flight. Closed loop: sent as echoes
+    /// return [default: 1]; open loop: past it, sends wait (and count as
+    /// late) [default: 100].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub window: Option<u32>,
+    /// Client and server streaming: messages per call (requests sent, or
+    /// responses asked for), after which a new call starts.
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub call_messages: u32,
+    /// A stream that waits this long for the target (a connection, headers,
+    /// a message) ends with `stalled`, and the run stops after that round.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub stall_timeout: Duration,
+    /// Compile these .proto files (protox) for --method on your own service; repeatable.
+    #[arg(long = "proto", value_name = "FILE")]
+    pub protos: Vec<PathBuf>,
+    /// Import path for --proto files (their own directory is always one); repeatable.
+    #[arg(long = "proto-path", value_name = "DIR")]
+    pub proto_paths: Vec<PathBuf>,
+    /// Learn the target's own types through server reflection.
+    #[arg(long)]
+    pub reflect: bool,
+    /// The request every call sends, as proto JSON (required for methods
+    /// outside the contract).
+    #[arg(long, value_name = "JSON")]
+    pub request: Option<String>,
+    /// Metadata sent on every call, as `name:value`; repeatable.
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    pub headers: Vec<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = BenchFormat::Human)]
+    pub format: BenchFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A second server (B) to run the same load against, rounds interleaved
+    /// A B A B, with B/A ratios.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub compare: Option<String>,
+    /// Rounds per target [default: 3 with --compare, else 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: Option<u32>,
+    /// Connect with TLS (ALPN h2), to every target.
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM file of CA certificates to trust (implies --tls); default: system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Name to verify the server certificate against (implies --tls); default: the target host.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+/// Bytes a run may keep in flight (requests queued and not yet echoed) over
+/// all its streams; a larger window, size and stream count is refused.
+const MAX_IN_FLIGHT_BYTES: u64 = 1 << 30;
+
+impl BenchArgs {
+    /// The load's shape these flags describe (the mode is the method's,
+    /// filled in once its descriptor is known).
+    fn shape(&self) -> Result<LoadShape, CliError> {
+        let usage = |m: String| CliError::Usage(m);
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(usage(format!(
+                    "--rate {rate}: give a positive number of messages a second"
+                )));
+            }
+        }
+        if self.stall_timeout.is_zero() {
+            return Err(usage("--stall-timeout must be more than 0".into()));
+        }
+        let until = match (self.messages, self.duration) {
+            (Some(n), _) => Until::Messages(n),
+            (None, Some(d)) if d.is_zero() => {
+                return Err(usage("--duration must be more than 0".into()))
+            }
+            (None, d) => Until::Duration(d.unwrap_or(Duration::from_secs(10))),
+        };
+        let window = self
+            .window
+            .unwrap_or(if self.rate.is_some() { 100 } else { 1 });
+        let streams = u64::from(self.connections) * u64::from(self.streams);
+        let in_flight = streams * u64::from(window) * u64::from(self.size.unwrap_or(1024) + 5);
+        if in_flight > MAX_IN_FLIGHT_BYTES {
+            return Err(usage(format!(
+                "--connections x --streams x --window x --size would keep {in_flight} bytes \
+                 in flight; at most {MAX_IN_FLIGHT_BYTES}"
+            )));
+        }
+        Ok(LoadShape {
+            method: self.method.clone(),
+            mode: Mode::Bidi,
+            connections: self.connections as usize,
+            streams: self.streams as usize,
+            size: self.size.map(|s| s as usize),
+            compression: self.compression.clone(),
+            until,
+            warmup: self.warmup,
+            rate: self.rate,
+            window: window as usize,
+            call_messages: self.call_messages,
+            stall_timeout: self.stall_timeout,
+            rounds: self
+                .rounds
+                .unwrap_or(if self.compare.is_some() { 3 } else { 1 }),
+        })
+    }
+
+    fn tls(&self) -> Option<TlsOptions> {
+        (self.tls || self.ca_cert.is_some() || self.server_name.is_some()).then(|| TlsOptions {
+            ca_cert: self.ca_cert.clone(),
+            server_name: self.server_name.clone(),
+            client_identity: None,
+        })
+    }
+
+    fn connector(&self, address: &str) -> Result<Connector, CliError> {
+        Connector::new(crate::drive::Target {
+            address: address.to_string(),
+            tls: self.tls(),
+        })
+        .map_err(|e| CliError::Usage(e.to_string()))
+    }
+}
+
+/// Runs the bench: 0 when every call ended OK, 1 when some did not or the
+/// target stalled, 2 usage, 3 a target unreachable.
+pub async fn execute(args: &BenchArgs) -> Result<u8, CliError> {
+    let shape = args.shape()?;
+    for (flag, address) in [("--target", &args.target), ("--compare", &args.compare)] {
+        if let Some(address) = address {
+            check_address(address).map_err(|e| CliError::Usage(format!("{flag} {e}")))?;
+        }
+    }
+    let request = match &args.request {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| CliError::Usage(format!("--request: not JSON: {e}")))?,
+        ),
+    };
+    let extra_headers = super::run::parse_headers(&args.headers)?;
+    let reference = match &args.target {
+        Some(_) => None,
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|e| CliError::Other(format!("cannot find this program: {e}")))?;
+            Some(bench::reference::start(&exe).await.map_err(bench_error)?)
+        }
+    };
+    let a_address = match (&args.target, &reference) {
+        (Some(t), _) => t.clone(),
+        (None, Some(r)) => r.address.clone(),
+        (None, None) => unreachable!("the reference starts when no target is given"),
+    };
+    let mut targets = vec![Target {
+        label: "A",
+        connector: args.connector(&a_address)?,
+    }];
+    if let Some(b) = &args.compare {
+        targets.push(Target {
+            label: "B",
+            connector: args.connector(b)?,
+        });
+    }
+    let descriptors = descriptors(args, &targets[0].connector).await?;
+    let workload = Workload::prepare(&descriptors, shape, request.as_ref(), &extra_headers)
+        .map_err(bench_error)?;
+    let config_shape = workload.shape.clone();
+    let progress = Progress::default();
+    let line = ProgressLine::start(&progress, &config_shape);
+    let outcome = bench::run(workload, &targets, &progress, |round, target| {
+        line.round(round, target.label)
+    })
+    .await;
+    line.stop();
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e @ BenchError::Connect { .. }) => {
+            out::note(&format!("grpc-conform bench: {e}"));
+            return Ok(3);
+        }
+        Err(e) => return Err(bench_error(e)),
+    };
+    drop(reference);
+    let config = RunConfig {
+        shape: &config_shape,
+        targets: targets
+            .iter()
+            .map(|t| TargetInfo {
+                label: t.label,
+                address: t.connector.address().to_string(),
+                embedded_reference: t.label == "A" && args.target.is_none(),
+            })
+            .collect(),
+    };
+    let text = output::render(args.format, &config, &report);
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|e| CliError::Report {
+            what: format!("--output {}", path.display()),
+            source: Box::new(e),
+        })?,
+        None => out::print(&text)?,
+    }
+    if let Some(stalled) = &report.stalled {
+        out::note(&format!(
+            "grpc-conform bench: target {stalled} stopped answering: a stream waited \
+             {:?} (--stall-timeout) for it; the run stopped after that round",
+            args.stall_timeout
+        ));
+        return Ok(1);
+    }
+    let failed = report.summary.iter().any(|f| !f.errors_by_code.is_empty());
+    Ok(u8::from(failed))
+}
+
+/// The contract's types, plus --proto files and what --reflect finds on A.
+async fn descriptors(args: &BenchArgs, a: &Connector) -> Result<Descriptors, CliError> {
+    let mut descriptors = Descriptors::contract().map_err(|e| CliError::Other(e.to_string()))?;
+    for file in &args.protos {
+        descriptors
+            .add_proto(file, &args.proto_paths)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+    }
+    if args.reflect {
+        descriptors
+            .add_reflected(a, args.stall_timeout)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+    }
+    Ok(descriptors)
+}
+
+fn bench_error(e: BenchError) -> CliError {
+    match e {
+        BenchError::Usage(m) => CliError::Usage(m),
+        other => CliError::Other(other.to_string()),
+    }
+}
+
+/// The progress line on standard error, when it is a terminal: messages
+/// received so far in the round and their rate, redrawn every half second.
+struct ProgressLine {
+    task: Option<tokio::task::JoinHandle<()>>,
+    round: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ProgressLine {
+    fn start(progress: &Progress, shape: &LoadShape) -> ProgressLine {
+        let round = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if !std::io::stderr().is_terminal() {
+            return ProgressLine { task: None, round };
+        }
+        let (received, label, rounds) = (progress.received.clone(), round.clone(), shape.rounds);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let mut last = 0u64;
+            loop {
+                tick.tick().await;
+                let now = received.load(Ordering::Relaxed);
+                let rate = now.saturating_sub(last) * 2;
+                last = now;
+                let label = label.lock().map(|l| l.clone()).unwrap_or_default();
+                eprint!("\r\x1b[2Kround {label} of {rounds}: {now} messages received, {rate}/s");
+            }
+        });
+        ProgressLine {
+            task: Some(task),
+            round,
+        }
+    }
+
+    fn round(&self, number: u32, label: &str) {
+        if let Ok(mut l) = self.round.lock() {
+            *l = format!("{number} {label}");
+        }
+    }
+
+    fn stop(self) {
+        if let Some(task) = self.task {
+            task.abort();
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
