@@ -60,12 +60,11 @@ fn closed_loop_bidi_echo_gets_every_message_back() {
     assert_eq!(s["errors_by_code"], serde_json::json!({}));
     let l = &s["latency_us"];
     assert!(u(&l["p50"]) >= 1 && u(&l["p50"]) <= u(&l["p99"]) && u(&l["p99"]) <= u(&l["max"]));
-    // 1024-byte requests and their 5-byte prefixes; the echo adds `echo: `.
-    let sent = s["bytes_per_s_sent"].as_f64().unwrap() * s["duration_s"].as_f64().unwrap();
-    assert!(
-        (sent - 400.0 * 1029.0).abs() < 400.0 * 1029.0 * 0.01,
-        "{s:#}"
-    );
+    // 1024-byte requests and their 5-byte prefixes (the rate is computed
+    // from the exact total; duration_s is rounded in the report).
+    assert_eq!(u(&s["bytes_sent"]), 400 * 1029, "{s:#}");
+    let rate = s["bytes_per_s_sent"].as_f64().unwrap();
+    assert!(rate > 0.0, "{s:#}");
     assert_eq!(doc["config"]["mode"], "bidi");
     assert_eq!(doc["config"]["targets"][0]["embedded_reference"], true);
 }
