@@ -61,6 +61,10 @@ pub struct PendingArgs {
     /// Only these fixtures (substring or glob); all when none.
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+    /// The directory holds a client's snapshots (`grpc-conform client
+    /// --snapshots`): diffs are against the golden client snapshots.
+    #[arg(long)]
+    pub client: bool,
 }
 
 /// Arguments of orphans and prune.
@@ -148,7 +152,11 @@ pub async fn execute(args: SnapshotsArgs) -> Result<u8, CliError> {
 /// `snapshots pending`: each pending snapshot with its diff; 1 when any.
 fn show_pending(p: &PendingArgs) -> Result<u8, CliError> {
     let chosen = chosen_pending(p)?;
-    let store = Store::new(Some(p.snapshots.clone()), false);
+    let store = if p.client {
+        Store::client(Some(p.snapshots.clone()), false)
+    } else {
+        Store::new(Some(p.snapshots.clone()), false)
+    };
     for (name, path) in snapshot::pending(&p.snapshots).map_err(store_error)? {
         if !chosen.contains(&name) || out::closed() {
             continue;

@@ -104,8 +104,15 @@ async fn run_one(config: &ClientRunConfig, named: &NamedClientFixture) -> Fixtur
         Ok((run, _, trace)) if run.report.is_err() => {
             result.trace = trace;
             // The client did not do its part: a failure of the client, not
-            // of the kit, with what it did and what it said.
-            result.verdict = Verdict::Fail;
+            // of the kit, with what it did and what it said. The lists
+            // still apply: a stack that crashes on a fixture is known to.
+            result.verdict = if config.known_flaky.contains_key(&named.name) {
+                Verdict::Unstable
+            } else if config.known_failing.contains(&named.name) {
+                Verdict::KnownFailure
+            } else {
+                Verdict::Fail
+            };
             let what = run.report.err().unwrap_or_default();
             result.error = Some(with_stderr(&what, &run.stderr));
         }

@@ -256,9 +256,18 @@ impl CallView<'_> {
                 ))
             })
             .collect();
+        // The Observer's timeout is judged against the grpc-timeout the
+        // client sent (the request line judges that against the deadline):
+        // a client that counts its connection setup against the deadline
+        // sends less than the plan's deadline, rightly.
+        let sent_timeout_ms = self
+            .wire
+            .and_then(|w| header(&w.request_headers, "grpc-timeout"))
+            .and_then(|v| parse_grpc_timeout(v.as_bytes()).ok())
+            .map(|t| t.as_millis() as u64);
         ObserveContext {
             call_id: "",
-            deadline_sent_ms: self.planned.deadline_ms,
+            deadline_sent_ms: sent_timeout_ms.or(self.planned.deadline_ms),
             sent_metadata,
             wait_ms: 0,
             cancelled: self
