@@ -21,6 +21,14 @@ import (
 // cancelled every call, for grpc-go to hand the calls back.
 const stuckGrace = 2 * time.Second
 
+// flushLinger is how long the client keeps its channel open after the last
+// call ended. grpc-go 1.33 queues a call's RST_STREAM (a cancel, an expired
+// deadline) for the transport's writer goroutine, and ClientConn.Close drops
+// whatever that goroutine has not written yet (http2Client.Close closes the
+// socket at once), so without a pause the server sometimes never sees the
+// reset. The library has no call that waits for its queue to drain.
+const flushLinger = 200 * time.Millisecond
+
 func main() {
 	plan, err := readPlan(os.Stdin)
 	if err != nil {
@@ -77,6 +85,8 @@ func main() {
 	case <-time.After(timeout + stuckGrace):
 		fail(fmt.Errorf("calls still running %v after the plan's timeout_ms (%v) cancelled them", stuckGrace, timeout))
 	}
+	// Before the deferred conn.Close(): let grpc-go write what it queued.
+	time.Sleep(flushLinger)
 	report := Report{Version: interfaceVersion, Client: "grpc-go/" + grpc.Version, Calls: calls}
 	if err := json.NewEncoder(os.Stdout).Encode(report); err != nil {
 		fail(fmt.Errorf("writing the report: %w", err))
