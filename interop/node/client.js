@@ -99,6 +99,9 @@ class Call {
     this.messages = [];
     this.single = undefined; // the one response of unary and client streaming
     this.status = undefined;
+    // The error the callback of a unary or client-streaming call got: what the
+    // application is told of the call's end (see report()).
+    this.callbackError = null;
     this.error = null;
     this.gaveUp = null; // why this client cancelled the call itself
     this.over = false;
@@ -142,8 +145,12 @@ class Call {
     const args = [this.plan.method, requestSerialize, responseDeserialize];
     const metadata = requestMetadata(this.plan.metadata);
     const done = (error, value) => {
-      if (error) this.error = error.message;
-      else this.single = value;
+      if (error) {
+        this.error = error.message;
+        this.callbackError = error;
+      } else {
+        this.single = value;
+      }
       this.wake();
     };
     const call = {
@@ -243,12 +250,26 @@ class Call {
     while (this.call && !this.over) await this.receive();
   }
 
+  /**
+   * The status the application got. For a unary or client-streaming call that
+   * is the callback's error when there is one: grpc-js turns an OK without a
+   * response message into UNIMPLEMENTED "No message received" there, while
+   * its 'status' event still carries the server's OK.
+   */
+  applicationStatus() {
+    const fromCallback = this.callbackError;
+    if (fromCallback && typeof fromCallback.code === 'number') {
+      return { code: fromCallback.code, details: fromCallback.details, metadata: fromCallback.metadata };
+    }
+    return this.status || { code: grpc.status.UNKNOWN, details: '', metadata: new grpc.Metadata() };
+  }
+
   report() {
     if (!this.call) {
       return { headers: null, messages: [], trailers: [], status: { code: grpc.status.UNKNOWN, message: '' },
         error: this.error || 'the call was never invoked' };
     }
-    const status = this.status || { code: grpc.status.UNKNOWN, details: '', metadata: new grpc.Metadata() };
+    const status = this.applicationStatus();
     let { code, details } = status;
     let error = this.error;
     if (typeof code !== 'number') {
