@@ -478,6 +478,18 @@ impl Judging<'_> {
         let known = self.known_failing.contains(&name);
         result.verdict = judge::verdict(comparison.matched, known);
     }
+
+    /// The verdict of a fixture that failed before there was a transcript
+    /// to compare (a client under test that crashed or hung): the lists
+    /// still apply, as for a transcript that differs.
+    pub fn judge_failure(&self, result: &mut FixtureResult) {
+        if let Some(reason) = self.known_flaky.get(&result.name) {
+            result.verdict = Verdict::Unstable;
+            result.reason = Some(format!("known flaky: {reason}"));
+            return;
+        }
+        result.verdict = judge::verdict(false, self.known_failing.contains(&result.name));
+    }
 }
 
 /// The configuration of a reference started with a fixture's `needs`;

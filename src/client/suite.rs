@@ -13,7 +13,7 @@ use crate::{
     capabilities::Capabilities,
     descriptors::Descriptors,
     judge::{self, Lens, MAX_REPORTED_BYTES},
-    run::{FixtureResult, Judging, RunEvent, RunReport, Verdict},
+    run::{FixtureResult, Judging, RunEvent, RunReport},
     snapshot::Store,
     wire::log::render_trace,
 };
@@ -99,20 +99,18 @@ async fn run_one(config: &ClientRunConfig, named: &NamedClientFixture) -> Fixtur
     let f = &named.fixture;
     let mut result =
         FixtureResult::for_fixture(&named.name, &named.source, &f.description, &f.rule, f.level);
+    let judging = Judging {
+        store: &config.store,
+        known_failing: &config.known_failing,
+        known_flaky: &config.known_flaky,
+    };
     match hold(config, named).await {
         Err(e) => result.error = Some(e),
         Ok((run, _, trace)) if run.report.is_err() => {
             result.trace = trace;
             // The client did not do its part: a failure of the client, not
-            // of the kit, with what it did and what it said. The lists
-            // still apply: a stack that crashes on a fixture is known to.
-            result.verdict = if config.known_flaky.contains_key(&named.name) {
-                Verdict::Unstable
-            } else if config.known_failing.contains(&named.name) {
-                Verdict::KnownFailure
-            } else {
-                Verdict::Fail
-            };
+            // of the kit, with what it did and what it said.
+            judging.judge_failure(&mut result);
             let what = run.report.err().unwrap_or_default();
             result.error = Some(with_stderr(&what, &run.stderr));
         }
@@ -123,11 +121,6 @@ async fn run_one(config: &ClientRunConfig, named: &NamedClientFixture) -> Fixtur
             };
             let text = lens.apply(&text);
             result.transcript = Some(judge::for_report(text.clone(), MAX_REPORTED_BYTES));
-            let judging = Judging {
-                store: &config.store,
-                known_failing: &config.known_failing,
-                known_flaky: &config.known_flaky,
-            };
             judging.judge(&named.source, &f.description, lens, text, &mut result);
             // Only against a snapshot: blessing (no snapshots) keeps the
             // transcripts of calls that fail by design.
