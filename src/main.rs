@@ -23,16 +23,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The async runtime: one worker thread per core the process may use; a
-/// server given one core (`taskset`, a container's CPU set) runs everything
-/// on its one thread instead, which spares the hand-offs between the thread
-/// that accepts and the worker, and a second thread's stack and heap.
+/// The async runtime: a server's (`serve`), or one worker thread per core.
 fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
-    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    if one_core && matches!(cli.command, Some(cli::Command::Serve(_))) {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    if matches!(cli.command, Some(cli::Command::Serve(_))) {
+        cli::serve::runtime()
     } else {
         tokio::runtime::Runtime::new()
     }

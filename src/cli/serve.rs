@@ -173,6 +173,22 @@ impl ServeArgs {
     }
 }
 
+/// The async runtime a server runs on: one worker thread per core the
+/// process may use; given one core (`taskset`, a container's CPU set) it runs
+/// everything on its one thread instead, which spares the hand-offs between
+/// the thread that accepts and the worker, and a second thread's stack and
+/// heap.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    if one_core {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM, then stops it cleanly. Prints
 /// `listening on <addr>` to stdout once it accepts connections. Runs on the
 /// caller's tokio runtime.

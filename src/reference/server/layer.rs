@@ -330,19 +330,28 @@ fn takes_one_request(path: &str) -> bool {
                 crate::proto::CONTRACT_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ];
+            // prost-types rather than a descriptor pool: the server needs
+            // only the streaming flags, and a pool's decoder and validation
+            // are code every server process would map.
             sets.into_iter()
                 .flat_map(|set| {
-                    let pool = prost_reflect::DescriptorPool::decode(set)
-                        .expect("descriptor sets built into the binary decode");
-                    pool.services()
-                        .flat_map(|service| {
-                            service
-                                .methods()
-                                .filter(|method| !method.is_client_streaming())
-                                .map(|method| format!("/{}/{}", service.full_name(), method.name()))
-                                .collect::<Vec<_>>()
-                        })
-                        .collect::<Vec<_>>()
+                    <prost_types::FileDescriptorSet as prost::Message>::decode(set)
+                        .expect("descriptor sets built into the binary decode")
+                        .file
+                })
+                .flat_map(|file| {
+                    let package = file.package().to_string();
+                    file.service.into_iter().flat_map(move |service| {
+                        let prefix = match package.as_str() {
+                            "" => service.name().to_string(),
+                            package => format!("{package}.{}", service.name()),
+                        };
+                        service
+                            .method
+                            .into_iter()
+                            .filter(|method| !method.client_streaming())
+                            .map(move |method| format!("/{prefix}/{}", method.name()))
+                    })
                 })
                 .collect()
         })
@@ -427,6 +436,27 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn methods_that_take_one_request_are_known_by_their_paths() {
+        for path in [
+            "/Greeter/SayHello",
+            "/Greeter/ServerStream",
+            "/SensorService/Watch",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+        ] {
+            assert!(takes_one_request(path), "{path}");
+        }
+        for path in [
+            "/ChatService/ChatStream",
+            "/Greeter/ClientStream",
+            "/SensorService/Record",
+            "/Greeter/SayHelloX",
+        ] {
+            assert!(!takes_one_request(path), "{path}");
+        }
     }
 
     #[test]
