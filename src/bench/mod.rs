@@ -45,12 +45,14 @@ pub enum BenchError {
     Reference(String),
 }
 
-/// A target of the run and its label (`A`, `B`).
+/// A target of the run, its label (`A`, `B`) and what it is sent.
 pub struct Target {
-    /// `A` for --target, `B` for --compare.
+    /// `A` for --target, `B` for --compare or --compare-flags.
     pub label: &'static str,
     /// Opens its connections.
     pub connector: Connector,
+    /// Its method, load shape and request (B's may differ from A's).
+    pub workload: Arc<Workload>,
 }
 
 /// One round against one target.
@@ -83,24 +85,23 @@ pub struct Progress {
 /// Connections are opened within this, each.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `rounds` rounds against each target, interleaved (A B A B ...), so
-/// drift of a shared machine falls on both alike. `on_round` hears of each
-/// round as it starts (for the progress line).
+/// Runs `rounds_per_target` rounds against each target, each with its own workload,
+/// interleaved (A B A B ...), so drift of a shared machine falls on both
+/// alike. `on_round` hears of each round as it starts (for the progress line).
 pub async fn run(
-    workload: Workload,
     targets: &[Target],
+    rounds_per_target: u32,
     progress: &Progress,
     mut on_round: impl FnMut(u32, &Target),
 ) -> Result<BenchReport, BenchError> {
-    let workload = Arc::new(workload);
     let mut rounds = Vec::new();
     let mut sums: Vec<(Totals, Option<hdrhistogram::Histogram<u64>>)> =
         targets.iter().map(|_| (Totals::default(), None)).collect();
     let mut stalled = None;
-    'rounds: for number in 1..=workload.shape.rounds {
+    'rounds: for number in 1..=rounds_per_target {
         for (index, target) in targets.iter().enumerate() {
             on_round(number, target);
-            let (totals, histogram) = round(&workload, target, progress).await?;
+            let (totals, histogram) = round(target, progress).await?;
             let address = target.connector.address();
             let figures = Figures::new(target.label, address, &totals, &histogram);
             let (sum, sum_histogram) = &mut sums[index];
@@ -143,11 +144,10 @@ pub async fn run(
 /// One round: opens the connections, runs every stream, measures from the
 /// end of the warm-up until the last stream is done.
 async fn round(
-    workload: &Arc<Workload>,
     target: &Target,
     progress: &Progress,
 ) -> Result<(Totals, hdrhistogram::Histogram<u64>), BenchError> {
-    let shape = &workload.shape;
+    let shape = &target.workload.shape;
     let connect_err = |source| BenchError::Connect {
         target: target.connector.address().to_string(),
         source,
@@ -180,7 +180,7 @@ async fn round(
         .received
         .store(0, std::sync::atomic::Ordering::Relaxed);
     let ctx = Arc::new(RoundCtx {
-        workload: workload.clone(),
+        workload: target.workload.clone(),
         uri,
         phases: Phases::starting_now(shape.warmup, duration),
         histogram: SharedHistogram::new(),

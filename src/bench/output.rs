@@ -6,7 +6,10 @@ use serde::Serialize;
 use std::fmt::Write as _;
 
 /// Report formats of `grpc-conform bench`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum BenchFormat {
     /// A table: each round and target, the summaries, the ratios.
     #[default]
@@ -26,6 +29,11 @@ pub struct TargetInfo {
     pub address: String,
     /// Whether it is the embedded reference started for the run.
     pub embedded_reference: bool,
+    /// The words of --compare-flags it runs with on top of A's flags (B's;
+    /// empty for A, and for B without --compare-flags).
+    pub flags: Vec<String>,
+    /// Its own load's shape (B's differs from A's by `flags`).
+    pub shape: LoadShape,
 }
 
 /// What the run was asked to do.
@@ -192,7 +200,11 @@ fn human(config: &RunConfig<'_>, report: &BenchReport) -> String {
         } else {
             ""
         };
-        let _ = writeln!(out, "  {} = {}{what}", t.label, t.address);
+        let flags = match shlex::try_join(t.flags.iter().map(String::as_str)) {
+            Ok(flags) if !flags.is_empty() => format!(", {flags}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {} = {}{what}{flags}", t.label, t.address);
     }
     let _ = writeln!(
         out,

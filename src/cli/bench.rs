@@ -1,7 +1,12 @@
 //! `grpc-conform bench`: the flags, the targets (the embedded reference
 //! when none is given), the progress line, and the report (docs/bench.md).
 
-use super::{out, run::CliError, serve::parse_duration};
+use super::{
+    compare_flags::{self, CompareFlags},
+    out,
+    run::CliError,
+    serve::parse_duration,
+};
 use crate::{
     bench::{
         self,
@@ -13,10 +18,17 @@ use crate::{
     drive::{connect::check_address, Connector, TlsOptions},
 };
 use clap::Args;
-use std::{io::IsTerminal, path::PathBuf, sync::atomic::Ordering, time::Duration};
+use std::{
+    io::IsTerminal,
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 /// Flags of `grpc-conform bench`. Durations are written like `10s`, `500ms`.
-#[derive(Clone, Debug, Args)]
+/// Field names are clap's ids, which --compare-flags relies on to copy the
+/// flags it wrote (src/cli/compare_flags.rs).
+#[derive(Clone, Debug, Args, serde::Serialize, serde::Deserialize)]
 pub struct BenchArgs {
     /// The server to load, as host:port; without it, the embedded reference
     /// is started on 127.0.0.1 (in a child process, so its CPU is not counted
@@ -57,7 +69,7 @@ pub struct BenchArgs {
     /// Messages per second over all streams, on an open-loop schedule whose
     /// latencies count from each message's intended send time; without it,
     /// a closed loop (each stream sends as its window allows).
-    #[arg(long, value_name = "MSGS_PER_S")]
+    #[arg(long, value_name = "MSGS_PER_S", value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// Bidi: messages a stream keeps in flight. Closed loop: sent as echoes
     /// return [default: 1]; open loop: past it, sends wait (and count as
@@ -98,7 +110,12 @@ pub struct BenchArgs {
     /// A B A B, with B/A ratios.
     #[arg(long, value_name = "HOST:PORT")]
     pub compare: Option<String>,
-    /// Rounds per target [default: 3 with --compare, else 1].
+    /// Run B (--compare's target, else A's own) with A's flags and FLAGS on
+    /// top, e.g. "--compression gzip" or "--connections 1 --streams 100";
+    /// rounds interleaved A B A B, with B/A ratios.
+    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
+    pub compare_flags: Option<String>,
+    /// Rounds per target [default: 3 with --compare or --compare-flags, else 1].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: Option<u32>,
     /// Connect with TLS (ALPN h2), to every target.
@@ -112,6 +129,21 @@ pub struct BenchArgs {
     pub server_name: Option<String>,
 }
 
+/// `--rate`: a positive, finite number of messages a second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err("give a positive number of messages a second".into()),
+    }
+}
+
+/// What one side of the run sends, before the method's descriptor is known.
+struct Plan {
+    shape: LoadShape,
+    request: Option<serde_json::Value>,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
 /// Bytes a run may keep in flight (requests queued and not yet echoed) over
 /// all its streams; a larger window, size and stream count is refused.
 const MAX_IN_FLIGHT_BYTES: u64 = 1 << 30;
@@ -121,13 +153,6 @@ impl BenchArgs {
     /// filled in once its descriptor is known).
     fn shape(&self) -> Result<LoadShape, CliError> {
         let usage = |m: String| CliError::Usage(m);
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(usage(format!(
-                    "--rate {rate}: give a positive number of messages a second"
-                )));
-            }
-        }
         if self.stall_timeout.is_zero() {
             return Err(usage("--stall-timeout must be more than 0".into()));
         }
@@ -162,9 +187,28 @@ impl BenchArgs {
             window: window as usize,
             call_messages: self.call_messages,
             stall_timeout: self.stall_timeout,
-            rounds: self
-                .rounds
-                .unwrap_or(if self.compare.is_some() { 3 } else { 1 }),
+            rounds: self.rounds.unwrap_or(if self.compared() { 3 } else { 1 }),
+        })
+    }
+
+    /// Whether the run has a B.
+    fn compared(&self) -> bool {
+        self.compare.is_some() || self.compare_flags.is_some()
+    }
+
+    /// What these flags send, checked before anything starts.
+    fn plan(&self) -> Result<Plan, CliError> {
+        let request = match &self.request {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str::<serde_json::Value>(text)
+                    .map_err(|e| CliError::Usage(format!("--request: not JSON: {e}")))?,
+            ),
+        };
+        Ok(Plan {
+            shape: self.shape()?,
+            request,
+            headers: super::run::parse_headers(&self.headers)?,
         })
     }
 
@@ -185,23 +229,52 @@ impl BenchArgs {
     }
 }
 
+/// One side of the run as the command line gives it: A, or B with its own
+/// flags (A's with --compare-flags on top).
+struct Side<'a> {
+    label: &'static str,
+    args: &'a BenchArgs,
+    /// Words of --compare-flags (B's), and the ids of the flags they wrote.
+    flags: Option<&'a CompareFlags>,
+    plan: Plan,
+}
+
+/// A usage error of B's flags names --compare-flags when they came from it.
+fn usage_of(flags: Option<&CompareFlags>, e: CliError) -> CliError {
+    match (e, flags) {
+        (CliError::Usage(m), Some(_)) => CliError::Usage(format!("--compare-flags: {m}")),
+        (e, _) => e,
+    }
+}
+
 /// Runs the bench: 0 when every call ended OK, 1 when some did not or the
 /// target stalled, 2 usage, 3 a target unreachable.
 pub async fn execute(args: &BenchArgs) -> Result<u8, CliError> {
-    let shape = args.shape()?;
+    let b_flags = match &args.compare_flags {
+        Some(flags) => Some(compare_flags::apply(args, flags)?),
+        None => None,
+    };
+    let mut sides = vec![Side {
+        label: "A",
+        args,
+        flags: None,
+        plan: args.plan()?,
+    }];
+    if args.compared() {
+        let flags = b_flags.as_ref();
+        let b_args = flags.map_or(args, |f| &f.args);
+        sides.push(Side {
+            label: "B",
+            args: b_args,
+            flags,
+            plan: b_args.plan().map_err(|e| usage_of(flags, e))?,
+        });
+    }
     for (flag, address) in [("--target", &args.target), ("--compare", &args.compare)] {
         if let Some(address) = address {
             check_address(address).map_err(|e| CliError::Usage(format!("{flag} {e}")))?;
         }
     }
-    let request = match &args.request {
-        None => None,
-        Some(text) => Some(
-            serde_json::from_str::<serde_json::Value>(text)
-                .map_err(|e| CliError::Usage(format!("--request: not JSON: {e}")))?,
-        ),
-    };
-    let extra_headers = super::run::parse_headers(&args.headers)?;
     let reference = match &args.target {
         Some(_) => None,
         None => {
@@ -215,23 +288,11 @@ pub async fn execute(args: &BenchArgs) -> Result<u8, CliError> {
         (None, Some(r)) => r.address.clone(),
         (None, None) => unreachable!("the reference starts when no target is given"),
     };
-    let mut targets = vec![Target {
-        label: "A",
-        connector: args.connector(&a_address)?,
-    }];
-    if let Some(b) = &args.compare {
-        targets.push(Target {
-            label: "B",
-            connector: args.connector(b)?,
-        });
-    }
-    let descriptors = descriptors(args, &targets[0].connector).await?;
-    let workload = Workload::prepare(&descriptors, shape, request.as_ref(), &extra_headers)
-        .map_err(bench_error)?;
-    let config_shape = workload.shape.clone();
+    let (targets, infos) = prepare_targets(args, sides, &a_address).await?;
+    let config_shape = targets[0].workload.shape.clone();
     let progress = Progress::default();
     let line = ProgressLine::start(&progress, &config_shape);
-    let outcome = bench::run(workload, &targets, &progress, |round, target| {
+    let outcome = bench::run(&targets, config_shape.rounds, &progress, |round, target| {
         line.round(round, target.label)
     })
     .await;
@@ -247,28 +308,17 @@ pub async fn execute(args: &BenchArgs) -> Result<u8, CliError> {
     drop(reference);
     let config = RunConfig {
         shape: &config_shape,
-        targets: targets
-            .iter()
-            .map(|t| TargetInfo {
-                label: t.label,
-                address: t.connector.address().to_string(),
-                embedded_reference: t.label == "A" && args.target.is_none(),
-            })
-            .collect(),
+        targets: infos,
     };
-    let text = output::render(args.format, &config, &report);
-    match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|e| CliError::Report {
-            what: format!("--output {}", path.display()),
-            source: Box::new(e),
-        })?,
-        None => out::print(&text)?,
-    }
+    write_report(args, &config, &report)?;
     if let Some(stalled) = &report.stalled {
+        let waited = targets
+            .iter()
+            .find(|t| stalled.split(' ').next() == Some(t.label))
+            .map_or(args.stall_timeout, |t| t.workload.shape.stall_timeout);
         out::note(&format!(
             "grpc-conform bench: target {stalled} stopped answering: a stream waited \
-             {:?} (--stall-timeout) for it; the run stopped after that round",
-            args.stall_timeout
+             {waited:?} (--stall-timeout) for it; the run stopped after that round",
         ));
         return Ok(1);
     }
@@ -276,8 +326,81 @@ pub async fn execute(args: &BenchArgs) -> Result<u8, CliError> {
     Ok(u8::from(failed))
 }
 
-/// The contract's types, plus --proto files and what --reflect finds on A.
-async fn descriptors(args: &BenchArgs, a: &Connector) -> Result<Descriptors, CliError> {
+/// Each side's connector and workload (its method checked against the
+/// descriptors it sees), and how the report's config lists it.
+async fn prepare_targets(
+    args: &BenchArgs,
+    sides: Vec<Side<'_>>,
+    a_address: &str,
+) -> Result<(Vec<Target>, Vec<TargetInfo>), CliError> {
+    let (mut targets, mut infos) = (Vec::new(), Vec::new());
+    let mut a_descriptors: Option<Descriptors> = None;
+    for side in sides {
+        let address = match side.label {
+            "A" => a_address.to_string(),
+            _ => args.compare.clone().unwrap_or(a_address.to_string()),
+        };
+        let connector = side
+            .args
+            .connector(&address)
+            .map_err(|e| usage_of(side.flags, e))?;
+        // B sees A's types unless its flags name its own.
+        let own_types = side.flags.is_some_and(|f| {
+            f.given
+                .iter()
+                .any(|id| ["protos", "proto_paths", "reflect"].contains(&id.as_str()))
+        });
+        let descriptors = match &a_descriptors {
+            Some(d) if !own_types => d.clone(),
+            _ => descriptors(side.args, &connector)
+                .await
+                .map_err(|e| usage_of(side.flags, e))?,
+        };
+        let Plan {
+            shape,
+            request,
+            headers,
+        } = side.plan;
+        let workload = Workload::prepare(&descriptors, shape, request.as_ref(), &headers)
+            .map_err(|e| usage_of(side.flags, bench_error(e)))?;
+        if a_descriptors.is_none() {
+            a_descriptors = Some(descriptors);
+        }
+        infos.push(TargetInfo {
+            label: side.label,
+            address: address.clone(),
+            embedded_reference: args.target.is_none() && address == a_address,
+            flags: side.flags.map_or(Vec::new(), |f| f.words.clone()),
+            shape: workload.shape.clone(),
+        });
+        targets.push(Target {
+            label: side.label,
+            connector,
+            workload: Arc::new(workload),
+        });
+    }
+    Ok((targets, infos))
+}
+
+/// Writes the report to --output or standard output.
+fn write_report(
+    args: &BenchArgs,
+    config: &RunConfig<'_>,
+    report: &bench::BenchReport,
+) -> Result<(), CliError> {
+    let text = output::render(args.format, config, report);
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|e| CliError::Report {
+            what: format!("--output {}", path.display()),
+            source: Box::new(e),
+        }),
+        None => out::print(&text),
+    }
+}
+
+/// The contract's types, plus --proto files and what --reflect finds on
+/// `target` (A's, or B's when B's flags name their own types).
+async fn descriptors(args: &BenchArgs, target: &Connector) -> Result<Descriptors, CliError> {
     let mut descriptors = Descriptors::contract().map_err(|e| CliError::Other(e.to_string()))?;
     for file in &args.protos {
         descriptors
@@ -286,7 +409,7 @@ async fn descriptors(args: &BenchArgs, a: &Connector) -> Result<Descriptors, Cli
     }
     if args.reflect {
         descriptors
-            .add_reflected(a, args.stall_timeout)
+            .add_reflected(target, args.stall_timeout)
             .await
             .map_err(|e| CliError::Usage(e.to_string()))?;
     }

@@ -9,6 +9,7 @@ pub mod check;
 pub mod client;
 pub mod client_driver;
 pub mod color;
+pub mod compare_flags;
 pub mod config;
 pub mod coverage;
 pub mod install;

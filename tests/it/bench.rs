@@ -229,6 +229,117 @@ async fn compare_interleaves_rounds_and_gives_ratios() {
     drop(b);
 }
 
+/// The targets of the rounds, in the order run.
+fn round_order(doc: &Value) -> Vec<&str> {
+    doc["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn compare_flags_runs_a_second_configuration_on_the_same_reference() {
+    let (code, doc) = bench_json(&[
+        "--size",
+        "64",
+        "--compare-flags",
+        "--size 512",
+        "--messages",
+        "100",
+        "--warmup",
+        "0s",
+    ]);
+    assert_eq!(code, 0, "{doc:#}");
+    // Three rounds by default, as with --compare.
+    assert_eq!(round_order(&doc), ["A", "B", "A", "B", "A", "B"]);
+    let (a, b) = (&doc["summary"][0], &doc["summary"][1]);
+    for s in [a, b] {
+        assert_eq!(s["errors_by_code"], serde_json::json!({}), "{s:#}");
+        assert_eq!(u(&s["messages_received"]), 300, "{s:#}");
+    }
+    // Each message: its size and the 5-byte prefix; B's is B's own size.
+    assert_eq!(u(&a["bytes_sent"]), 300 * 69, "{a:#}");
+    assert_eq!(u(&b["bytes_sent"]), 300 * 517, "{b:#}");
+    assert_eq!(a["address"], b["address"], "B is A's own reference");
+    let targets = &doc["config"]["targets"];
+    assert_eq!(targets[1]["embedded_reference"], true);
+    assert_eq!(targets[1]["flags"], serde_json::json!(["--size", "512"]));
+    assert_eq!(targets[0]["flags"], serde_json::json!([]));
+    assert_eq!(targets[1]["shape"]["size"], 512);
+    assert_eq!(doc["config"]["size"], 64, "A's shape stays at the top");
+    let bytes_ratio = doc["ratios"]["bytes_per_s_received"].as_f64().unwrap();
+    assert!(bytes_ratio > 0.0, "{doc:#}");
+    assert!(doc["ratios"]["msgs_per_s_received"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compare_flags_with_compare_runs_b_on_the_other_target() {
+    let b = start_reference().await;
+    let b_address = b.local_addr().to_string();
+    let expect = b_address.clone();
+    let (code, doc) = tokio::task::spawn_blocking(move || {
+        bench_json(&[
+            "--compare",
+            &b_address,
+            "--compare-flags",
+            "--method /Greeter/SayHello --size 100",
+            "--rounds",
+            "2",
+            "--messages",
+            "50",
+            "--warmup",
+            "0s",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(round_order(&doc), ["A", "B", "A", "B"]);
+    let b_summary = &doc["summary"][1];
+    assert_eq!(b_summary["address"], expect.as_str());
+    assert_eq!(b_summary["errors_by_code"], serde_json::json!({}));
+    // Unary: one call a message, each request 100 bytes and its prefix.
+    assert_eq!(u(&b_summary["calls"]), 100, "{b_summary:#}");
+    assert_eq!(u(&b_summary["bytes_sent"]), 100 * 105, "{b_summary:#}");
+    assert_eq!(
+        u(&doc["summary"][0]["calls"]),
+        2,
+        "A: one bidi call a round"
+    );
+    let b_config = &doc["config"]["targets"][1];
+    assert_eq!(b_config["embedded_reference"], false);
+    assert_eq!(b_config["shape"]["mode"], "unary");
+    assert_eq!(doc["config"]["mode"], "bidi");
+    drop(b);
+}
+
+#[test]
+fn compare_flags_are_named_in_the_human_report() {
+    let output = conform()
+        .args([
+            "bench",
+            "--messages",
+            "20",
+            "--warmup",
+            "0s",
+            "--rounds",
+            "1",
+        ])
+        .args(["--compare-flags", "--compression gzip"])
+        .output()
+        .expect("bench runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    let b_line = text.lines().find(|l| l.trim_start().starts_with("B = "));
+    assert!(
+        b_line.is_some_and(|l| l.ends_with(", --compression gzip")),
+        "{text}"
+    );
+    assert!(text.contains("\nB/A: "), "{text}");
+}
+
 #[test]
 fn bad_flags_are_usage_errors_that_name_the_flag() {
     for (args, says) in [
@@ -246,13 +357,41 @@ fn bad_flags_are_usage_errors_that_name_the_flag() {
         (&["--request", "{not json"], "--request"),
         (&["--compression", "lz4"], "--compression lz4"),
         (&["--streams", "10000", "--window", "10000"], "in flight"),
+        (&["--compare-flags", "--size 0"], "--size"),
+        (&["--compare-flags", "--nope"], "--nope"),
+        (
+            &["--compare-flags", "--compression 'gzip"],
+            "does not split",
+        ),
+        (
+            &["--compare-flags", "--compression lz4"],
+            "--compression lz4",
+        ),
+        (
+            &["--compare-flags", "--method /Nope/Nothing"],
+            "/Nope/Nothing",
+        ),
+        (&["--compare-flags", "--rounds 2"], "--rounds"),
+        (&["--compare-flags", "--format csv"], "--format"),
+        (&["--compare-flags", "--output out.json"], "--output"),
+        (&["--compare-flags", "--compare 127.0.0.1:1"], "--compare "),
+        (
+            &["--compare-flags", "--compare-flags x"],
+            "--compare-flags is",
+        ),
+        (&["--compare-flags", "--rate 0"], "--rate"),
     ] {
+        let compare_flags = args.first() == Some(&"--compare-flags");
         let output = conform().arg("bench").args(args).output().expect("runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains(says),
             "{args:?} should name {says}: {stderr}"
+        );
+        assert!(
+            !compare_flags || stderr.contains("--compare-flags: "),
+            "{args:?} should name --compare-flags: {stderr}"
         );
     }
 }
