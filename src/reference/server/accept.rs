@@ -8,7 +8,7 @@ use super::layer::CallLayer;
 use super::tap::Tap;
 use crate::reference::{CallRegistry, ReferenceConfig};
 use crate::wire::frame;
-use futures::FutureExt;
+use futures::{stream::FuturesUnordered, FutureExt, StreamExt};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     service::TowerToHyperService,
@@ -149,6 +149,7 @@ async fn refuse(mut stream: TcpStream) -> Option<u64> {
 }
 
 /// Why a connection is being drained.
+#[derive(Clone, Copy)]
 struct Draining {
     /// When the connection is dropped even with calls in flight.
     until: Option<Instant>,
@@ -187,13 +188,11 @@ async fn serve_connection<IO>(
     routes: Routes,
     registry: CallRegistry,
     state: Arc<ConnState>,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let born = Instant::now();
-    let handshake_by = born + config.handshake_timeout;
-    let first_call_by = born + config.first_call_timeout;
     let service = Scripted::new(
         CallLayer::new(config.clone(), registry, state.clone()).layer(routes),
         config.hook.clone(),
@@ -217,48 +216,107 @@ async fn serve_connection<IO>(
         TowerToHyperService::new(service),
     );
     tokio::pin!(conn);
-    let max_age = config.max_connection_age.map(|age| born + age);
+    let deadlines = Deadlines {
+        handshake_by: born + config.handshake_timeout,
+        first_call_by: born + config.first_call_timeout,
+        max_age: config.max_connection_age.map(|age| born + age),
+        max_idle: config.max_connection_idle,
+    };
+    // The rare events are watched in a future of their own, polled only
+    // when one of them woke it: every read and write wakes this task, and
+    // polling eight timers and signals each time cost a tenth of the CPU a
+    // small echo takes.
     let mut draining: Option<Draining> = None;
+    let mut events = FuturesUnordered::new();
     loop {
-        let draining_now = draining.is_some();
-        let drain_deadline = draining.as_ref().and_then(|d| d.until);
-        tokio::select! {
+        if events.is_empty() {
+            let watch = next_event(state.clone(), stopping.clone(), deadlines, draining);
+            events.push(watch.boxed());
+        }
+        let event = tokio::select! {
+            biased;
             // Errors here are the peer's doing (reset, garbage, timeout);
             // the connection is over either way.
             _ = std::future::poll_fn(|cx| {
                 state.polling();
                 conn.as_mut().poll(cx)
             }) => break,
-            _ = state.close_requested() => break,
-            // A peer that has not even sent its preface gets no GOAWAY.
-            _ = unless_by(handshake_by, || state.handshake_is_done()) => break,
-            _ = unless_by(first_call_by, || state.ever_called()), if !draining_now => {
-                state.set_goaway_debug(MAX_IDLE);
-                conn.as_mut().graceful_shutdown();
-                // A silent peer never acknowledges the graceful close's PING.
-                draining = Some(Draining { until: Some(Instant::now() + REFUSAL_TIME) });
-            }
-            _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => break,
-            _ = state.goaway_requested(), if !draining_now => {
-                conn.as_mut().graceful_shutdown();
-                state.goaway_begins();
-                draining = Some(Draining { until: None });
-            }
-            _ = stopping.wait_for(|stop| *stop), if !draining_now => {
-                conn.as_mut().graceful_shutdown();
-                draining = Some(Draining { until: None });
-            }
-            _ = sleep_until_opt(max_age), if max_age.is_some() && !draining_now => {
-                state.set_goaway_debug(MAX_AGE);
-                conn.as_mut().graceful_shutdown();
-                let grace = config.max_connection_age_grace;
-                draining = Some(Draining { until: grace.map(|g| Instant::now() + g) });
-            }
-            _ = idle(&state, config.max_connection_idle), if config.max_connection_idle.is_some() && !draining_now => {
-                state.set_goaway_debug(MAX_IDLE);
-                conn.as_mut().graceful_shutdown();
-                draining = Some(Draining { until: None });
-            }
+            Some(event) = events.next() => event,
+        };
+        let (debug, until) = match event {
+            ConnEvent::Close => break,
+            // A silent peer never acknowledges the graceful close's PING.
+            ConnEvent::NoFirstCall => (Some(MAX_IDLE), Some(Instant::now() + REFUSAL_TIME)),
+            ConnEvent::GoawayAsked | ConnEvent::Stopping => (None, None),
+            ConnEvent::MaxAge => (
+                Some(MAX_AGE),
+                config.max_connection_age_grace.map(|g| Instant::now() + g),
+            ),
+            ConnEvent::Idle => (Some(MAX_IDLE), None),
+        };
+        if let Some(debug) = debug {
+            state.set_goaway_debug(debug);
+        }
+        conn.as_mut().graceful_shutdown();
+        if let ConnEvent::GoawayAsked = event {
+            // Whoever asked waits for this, after the shutdown began.
+            state.goaway_begins();
+        }
+        draining = Some(Draining { until });
+    }
+}
+
+/// What ends or drains a connection, besides the connection itself ending.
+enum ConnEvent {
+    /// Drop it now: the tap asked, the handshake took too long, or the
+    /// drain ran out of time.
+    Close,
+    /// It never started a call in time (GOAWAY `max_idle`).
+    NoFirstCall,
+    /// A scripted answer asked for a graceful GOAWAY.
+    GoawayAsked,
+    /// The server is stopping.
+    Stopping,
+    /// It lived its A9 max age.
+    MaxAge,
+    /// It had no call open for the A9 max idle time.
+    Idle,
+}
+
+/// A connection's fixed deadlines.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    handshake_by: Instant,
+    first_call_by: Instant,
+    max_age: Option<Instant>,
+    max_idle: Option<Duration>,
+}
+
+/// The next event of a connection draining (or not) as `draining` says;
+/// those that only start a drain are not watched once it began.
+async fn next_event(
+    state: Arc<ConnState>,
+    mut stopping: watch::Receiver<bool>,
+    deadlines: Deadlines,
+    draining: Option<Draining>,
+) -> ConnEvent {
+    let draining_now = draining.is_some();
+    let drain_deadline = draining.and_then(|d| d.until);
+    tokio::select! {
+        _ = state.close_requested() => ConnEvent::Close,
+        // A peer that has not even sent its preface gets no GOAWAY.
+        _ = unless_by(deadlines.handshake_by, || state.handshake_is_done()) => ConnEvent::Close,
+        _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => ConnEvent::Close,
+        _ = unless_by(deadlines.first_call_by, || state.ever_called()), if !draining_now => {
+            ConnEvent::NoFirstCall
+        }
+        _ = state.goaway_requested(), if !draining_now => ConnEvent::GoawayAsked,
+        _ = stopping.wait_for(|stop| *stop), if !draining_now => ConnEvent::Stopping,
+        _ = sleep_until_opt(deadlines.max_age), if deadlines.max_age.is_some() && !draining_now => {
+            ConnEvent::MaxAge
+        }
+        _ = idle(&state, deadlines.max_idle), if deadlines.max_idle.is_some() && !draining_now => {
+            ConnEvent::Idle
         }
     }
 }
