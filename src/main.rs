@@ -23,9 +23,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The async runtime: a server's (`serve`), or one worker thread per core.
+/// The async runtime: one worker thread per core, except that `serve` and
+/// `bench` given one core run on one thread (`serve::runtime`): a load
+/// generator pinned to a core pays for no hand-offs it cannot use.
 fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
-    if matches!(cli.command, Some(cli::Command::Serve(_))) {
+    if matches!(
+        cli.command,
+        Some(cli::Command::Serve(_) | cli::Command::Bench(_))
+    ) {
         cli::serve::runtime()
     } else {
         tokio::runtime::Runtime::new()

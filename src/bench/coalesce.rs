@@ -16,10 +16,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
     task::{ready, Context, Poll},
 };
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    task::JoinHandle,
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes buffered before a write waits for the socket: a few frames'
 /// worth, so a slow target holds back the sends rather than memory.
@@ -116,40 +113,66 @@ pub struct LoadConn {
     pub sender: SendRequest<Bytes>,
     /// `http` or `https`.
     pub scheme: &'static str,
-    task: JoinHandle<()>,
 }
 
-impl Drop for LoadConn {
-    fn drop(&mut self) {
-        self.task.abort();
+/// What moves a [`LoadConn`]'s bytes: h2's connection state and the write
+/// buffer. It runs in the task of the connection's streams ([`drive`]).
+pub struct Driver {
+    connection: h2::client::Connection<CoalescedIo, Bytes>,
+    shared: Arc<Mutex<Shared>>,
+    /// The connection ended (closed, failed, or its socket failed).
+    done: bool,
+}
+
+impl Driver {
+    /// Lets h2 read and write what it can, then writes out whatever it
+    /// wrote in one write; a socket that takes no more wakes the task again
+    /// when it does.
+    fn poll_once(&mut self, cx: &mut Context<'_>) {
+        if self.done {
+            return;
+        }
+        let finished = Pin::new(&mut self.connection).poll(cx).is_ready();
+        let failed = matches!(lock(&self.shared).poll_drain(cx), Poll::Ready(Err(_)));
+        self.done = finished || failed;
     }
+}
+
+/// Runs `streams` (the work on one connection's streams) with the
+/// connection's `driver` in the same task: frames read make streams ready,
+/// the streams send, and what they sent leaves in the same wake-up, without
+/// handing over to another task each way.
+pub async fn drive<F: Future>(mut driver: Driver, streams: F) -> F::Output {
+    let mut streams = std::pin::pin!(streams);
+    std::future::poll_fn(move |cx| {
+        driver.poll_once(cx);
+        if let Poll::Ready(out) = streams.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        driver.poll_once(cx);
+        Poll::Pending
+    })
+    .await
 }
 
 /// Opens a connection to `connector`'s target with coalesced writes. The
 /// caller bounds the time.
-pub async fn connect(connector: &Connector) -> Result<LoadConn, DriveError> {
+pub async fn connect(connector: &Connector) -> Result<(LoadConn, Driver), DriveError> {
     let (io, scheme) = connector.connect_io().await?;
     let shared = Arc::new(Mutex::new(Shared {
         io,
         pending: BytesMut::with_capacity(64 * 1024),
     }));
-    let (sender, mut connection) = crate::drive::connect::load_settings()
+    let (sender, connection) = crate::drive::connect::load_settings()
         .handshake::<_, Bytes>(CoalescedIo(shared.clone()))
         .await
         .map_err(|e| DriveError::Handshake(describe_h2(&e)))?;
-    let task = tokio::spawn(std::future::poll_fn(move |cx| {
-        let done = Pin::new(&mut connection).poll(cx);
-        // Whatever h2 wrote on this wake-up, in one write; a socket that
-        // takes no more wakes this task again when it does.
-        let drained = lock(&shared).poll_drain(cx);
-        match (done, drained) {
-            (Poll::Ready(_), _) | (_, Poll::Ready(Err(_))) => Poll::Ready(()),
-            (Poll::Pending, _) => Poll::Pending,
-        }
-    }));
-    Ok(LoadConn {
-        sender,
-        scheme,
-        task,
-    })
+    Ok((
+        LoadConn { sender, scheme },
+        Driver {
+            connection,
+            shared,
+            done: false,
+        },
+    ))
 }

@@ -82,17 +82,28 @@ pub struct Progress {
     pub received: Arc<AtomicU64>,
 }
 
+/// Where a round stands, as the progress reports hear of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundPhase {
+    /// Its connections are being opened; the warm-up follows.
+    Started,
+    /// The warm-up is over: what follows is measured.
+    Measuring,
+    /// Its streams are done and counted.
+    Done,
+}
+
 /// Connections are opened within this, each.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `rounds_per_target` rounds against each target, each with its own workload,
 /// interleaved (A B A B ...), so drift of a shared machine falls on both
-/// alike. `on_round` hears of each round as it starts (for the progress line).
+/// alike. `on_phase` hears of each round's phases (for the progress reports).
 pub async fn run(
     targets: &[Target],
     rounds_per_target: u32,
     progress: &Progress,
-    mut on_round: impl FnMut(u32, &Target),
+    mut on_phase: impl FnMut(u32, &Target, RoundPhase),
 ) -> Result<BenchReport, BenchError> {
     let mut rounds = Vec::new();
     let mut sums: Vec<(Totals, Option<hdrhistogram::Histogram<u64>>)> =
@@ -100,8 +111,10 @@ pub async fn run(
     let mut stalled = None;
     'rounds: for number in 1..=rounds_per_target {
         for (index, target) in targets.iter().enumerate() {
-            on_round(number, target);
-            let (totals, histogram) = round(target, progress).await?;
+            let (totals, histogram) = round(target, progress, &mut |phase| {
+                on_phase(number, target, phase)
+            })
+            .await?;
             let address = target.connector.address();
             let figures = Figures::new(target.label, address, &totals, &histogram);
             let (sum, sum_histogram) = &mut sums[index];
@@ -146,23 +159,28 @@ pub async fn run(
 async fn round(
     target: &Target,
     progress: &Progress,
+    on_phase: &mut dyn FnMut(RoundPhase),
 ) -> Result<(Totals, hdrhistogram::Histogram<u64>), BenchError> {
+    on_phase(RoundPhase::Started);
     let shape = &target.workload.shape;
     let connect_err = |source| BenchError::Connect {
         target: target.connector.address().to_string(),
         source,
     };
     let mut conns = Vec::with_capacity(shape.connections);
+    let mut drivers = Vec::with_capacity(shape.connections);
     for _ in 0..shape.connections {
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, coalesce::connect(&target.connector))
-            .await
-            .map_err(|_| {
-                connect_err(DriveError::Handshake(format!(
-                    "no HTTP/2 connection within {CONNECT_TIMEOUT:?}"
-                )))
-            })?
-            .map_err(connect_err)?;
+        let (conn, driver) =
+            tokio::time::timeout(CONNECT_TIMEOUT, coalesce::connect(&target.connector))
+                .await
+                .map_err(|_| {
+                    connect_err(DriveError::Handshake(format!(
+                        "no HTTP/2 connection within {CONNECT_TIMEOUT:?}"
+                    )))
+                })?
+                .map_err(connect_err)?;
         conns.push(conn);
+        drivers.push(driver);
     }
     let uri: http::Uri = format!(
         "{}://{}{}",
@@ -187,11 +205,11 @@ async fn round(
         progress: progress.received.clone(),
     });
     let streams = shape.connections * shape.streams;
-    // One task a connection runs all its streams: the streams a read made
-    // ready all send before the connection's task runs again (it would run
-    // right after the first, woken last), so their messages leave together.
+    // One task a connection runs all its streams and the connection itself:
+    // the streams a read made ready all send before the connection writes,
+    // so their messages leave together, with no hand-over between tasks.
     let mut tasks = Vec::with_capacity(shape.connections);
-    for (c, conn) in conns.iter().enumerate() {
+    for (c, (conn, driver)) in conns.iter().zip(drivers).enumerate() {
         let of_conn: Vec<_> = (0..shape.streams)
             .map(|s| {
                 let index = c * shape.streams + s;
@@ -203,9 +221,13 @@ async fn round(
                 load::run_stream(conn.sender.clone(), ctx.clone(), slot)
             })
             .collect();
-        tasks.push(tokio::spawn(futures::future::join_all(of_conn)));
+        tasks.push(tokio::spawn(coalesce::drive(
+            driver,
+            futures::future::join_all(of_conn),
+        )));
     }
     tokio::time::sleep_until(ctx.phases.measure_from).await;
+    on_phase(RoundPhase::Measuring);
     let (cpu_before, _) = stats::process_usage();
     let mut totals = Totals::default();
     for task in tasks {
@@ -219,6 +241,7 @@ async fn round(
         tokio::time::Instant::now().saturating_duration_since(ctx.phases.measure_from);
     totals.cpu = cpu_after.saturating_sub(cpu_before);
     totals.peak_rss_kb = peak_rss_kb;
+    on_phase(RoundPhase::Done);
     drop(conns);
     Ok((totals, ctx.histogram.snapshot()))
 }

@@ -12,7 +12,7 @@ use crate::{
         self,
         config::{LoadShape, Mode, Until, Workload},
         output::{self, BenchFormat, RunConfig, TargetInfo},
-        BenchError, Progress, Target,
+        BenchError, Progress, RoundPhase, Target,
     },
     descriptors::Descriptors,
     drive::{connect::check_address, Connector, TlsOptions},
@@ -292,9 +292,12 @@ pub async fn execute(args: &BenchArgs) -> Result<u8, CliError> {
     let config_shape = targets[0].workload.shape.clone();
     let progress = Progress::default();
     let line = ProgressLine::start(&progress, &config_shape);
-    let outcome = bench::run(&targets, config_shape.rounds, &progress, |round, target| {
-        line.round(round, target.label)
-    })
+    let outcome = bench::run(
+        &targets,
+        config_shape.rounds,
+        &progress,
+        |round, target, phase| line.phase(round, target.label, phase),
+    )
     .await;
     line.stop();
     let report = match outcome {
@@ -423,18 +426,26 @@ fn bench_error(e: BenchError) -> CliError {
     }
 }
 
-/// The progress line on standard error, when it is a terminal: messages
-/// received so far in the round and their rate, redrawn every half second.
+/// Progress on standard error. On a terminal, one line: messages received
+/// so far in the round and their rate, redrawn every half second.
+/// Elsewhere (a CI log, a script), a line as each round starts, begins to
+/// measure and is done, which also tells a script sampling the target when
+/// the measured window opens and closes.
 struct ProgressLine {
     task: Option<tokio::task::JoinHandle<()>>,
     round: std::sync::Arc<std::sync::Mutex<String>>,
+    rounds: u32,
 }
 
 impl ProgressLine {
     fn start(progress: &Progress, shape: &LoadShape) -> ProgressLine {
         let round = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         if !std::io::stderr().is_terminal() {
-            return ProgressLine { task: None, round };
+            return ProgressLine {
+                task: None,
+                round,
+                rounds: shape.rounds,
+            };
         }
         let (received, label, rounds) = (progress.received.clone(), round.clone(), shape.rounds);
         let task = tokio::spawn(async move {
@@ -452,11 +463,22 @@ impl ProgressLine {
         ProgressLine {
             task: Some(task),
             round,
+            rounds,
         }
     }
 
-    fn round(&self, number: u32, label: &str) {
-        if let Ok(mut l) = self.round.lock() {
+    fn phase(&self, number: u32, label: &str, phase: RoundPhase) {
+        if self.task.is_none() {
+            let what = match phase {
+                RoundPhase::Started => "connecting, then the warm-up",
+                RoundPhase::Measuring => "measuring",
+                RoundPhase::Done => "done",
+            };
+            out::note(&format!(
+                "grpc-conform bench: round {number} of {}, {label}: {what}",
+                self.rounds
+            ));
+        } else if let (RoundPhase::Started, Ok(mut l)) = (phase, self.round.lock()) {
             *l = format!("{number} {label}");
         }
     }
