@@ -4,7 +4,9 @@
 //! hundred writes, and the server as many reads. Here h2 writes into a
 //! bounded buffer and its flushes do nothing; the task that drives the
 //! connection writes the buffer out once h2 has done all it can, so what the
-//! streams sent since the last wake-up leaves in one write.
+//! streams sent since the last wake-up leaves in one write. A connection of
+//! one stream has nothing to gather: h2 writes to its socket directly (a
+//! frame's header and payload in one vectored write), which spares a copy.
 
 use crate::drive::{describe_h2, Connector, DriveError};
 use bytes::{Buf, Bytes, BytesMut};
@@ -115,13 +117,23 @@ pub struct LoadConn {
     pub scheme: &'static str,
 }
 
-/// What moves a [`LoadConn`]'s bytes: h2's connection state and the write
-/// buffer. It runs in the task of the connection's streams ([`drive`]).
+/// What moves a [`LoadConn`]'s bytes: h2's connection state (and the write
+/// buffer). It runs in the task of the connection's streams ([`drive`]).
 pub struct Driver {
-    connection: h2::client::Connection<CoalescedIo, Bytes>,
-    shared: Arc<Mutex<Shared>>,
+    writes: Writes,
     /// The connection ended (closed, failed, or its socket failed).
     done: bool,
+}
+
+/// How a connection's frames reach its socket.
+enum Writes {
+    /// Through the buffer, written out once h2 is done for now.
+    Coalesced {
+        connection: h2::client::Connection<CoalescedIo, Bytes>,
+        shared: Arc<Mutex<Shared>>,
+    },
+    /// By h2 itself.
+    Direct(h2::client::Connection<Box<dyn crate::drive::connect::Io>, Bytes>),
 }
 
 impl Driver {
@@ -132,9 +144,14 @@ impl Driver {
         if self.done {
             return;
         }
-        let finished = Pin::new(&mut self.connection).poll(cx).is_ready();
-        let failed = matches!(lock(&self.shared).poll_drain(cx), Poll::Ready(Err(_)));
-        self.done = finished || failed;
+        self.done = match &mut self.writes {
+            Writes::Coalesced { connection, shared } => {
+                let finished = Pin::new(connection).poll(cx).is_ready();
+                let failed = matches!(lock(shared).poll_drain(cx), Poll::Ready(Err(_)));
+                finished || failed
+            }
+            Writes::Direct(connection) => Pin::new(connection).poll(cx).is_ready(),
+        };
     }
 }
 
@@ -155,23 +172,36 @@ pub async fn drive<F: Future>(mut driver: Driver, streams: F) -> F::Output {
     .await
 }
 
-/// Opens a connection to `connector`'s target with coalesced writes. The
-/// caller bounds the time.
-pub async fn connect(connector: &Connector) -> Result<(LoadConn, Driver), DriveError> {
+/// Opens a connection to `connector`'s target, with coalesced writes when
+/// it will carry more than one stream at a time. The caller bounds the time.
+pub async fn connect(
+    connector: &Connector,
+    coalesce: bool,
+) -> Result<(LoadConn, Driver), DriveError> {
     let (io, scheme) = connector.connect_io().await?;
-    let shared = Arc::new(Mutex::new(Shared {
-        io,
-        pending: BytesMut::with_capacity(64 * 1024),
-    }));
-    let (sender, connection) = crate::drive::connect::load_settings()
-        .handshake::<_, Bytes>(CoalescedIo(shared.clone()))
-        .await
-        .map_err(|e| DriveError::Handshake(describe_h2(&e)))?;
+    let handshake_err = |e: h2::Error| DriveError::Handshake(describe_h2(&e));
+    let settings = crate::drive::connect::load_settings();
+    let (sender, writes) = if coalesce {
+        let shared = Arc::new(Mutex::new(Shared {
+            io,
+            pending: BytesMut::with_capacity(64 * 1024),
+        }));
+        let (sender, connection) = settings
+            .handshake::<_, Bytes>(CoalescedIo(shared.clone()))
+            .await
+            .map_err(handshake_err)?;
+        (sender, Writes::Coalesced { connection, shared })
+    } else {
+        let (sender, connection) = settings
+            .handshake::<_, Bytes>(io)
+            .await
+            .map_err(handshake_err)?;
+        (sender, Writes::Direct(connection))
+    };
     Ok((
         LoadConn { sender, scheme },
         Driver {
-            connection,
-            shared,
+            writes,
             done: false,
         },
     ))

@@ -170,15 +170,17 @@ async fn round(
     let mut conns = Vec::with_capacity(shape.connections);
     let mut drivers = Vec::with_capacity(shape.connections);
     for _ in 0..shape.connections {
-        let (conn, driver) =
-            tokio::time::timeout(CONNECT_TIMEOUT, coalesce::connect(&target.connector))
-                .await
-                .map_err(|_| {
-                    connect_err(DriveError::Handshake(format!(
-                        "no HTTP/2 connection within {CONNECT_TIMEOUT:?}"
-                    )))
-                })?
-                .map_err(connect_err)?;
+        let (conn, driver) = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            coalesce::connect(&target.connector, shape.streams > 1),
+        )
+        .await
+        .map_err(|_| {
+            connect_err(DriveError::Handshake(format!(
+                "no HTTP/2 connection within {CONNECT_TIMEOUT:?}"
+            )))
+        })?
+        .map_err(connect_err)?;
         conns.push(conn);
         drivers.push(driver);
     }

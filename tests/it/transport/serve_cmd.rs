@@ -1,5 +1,6 @@
 //! `grpc-conform serve` as a process: the address it prints, a clean stop on
-//! SIGTERM and SIGINT, exit 2 when it cannot listen.
+//! SIGTERM and SIGINT, exit 2 when it cannot listen; `grpc-conform-reference`
+//! as the same server.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -7,6 +8,17 @@ use std::time::{Duration, Instant};
 
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_grpc-conform"))
+}
+
+/// `grpc-conform serve`, or the reference alone (the same flags after it).
+fn server(alone: bool) -> Command {
+    if alone {
+        Command::new(env!("CARGO_BIN_EXE_grpc-conform-reference"))
+    } else {
+        let mut command = binary();
+        command.arg("serve");
+        command
+    }
 }
 
 /// Waits (bounded) for the child to exit and returns its exit code.
@@ -22,15 +34,11 @@ fn exit_code(child: &mut std::process::Child) -> Option<i32> {
     panic!("grpc-conform serve did not stop within 10 s");
 }
 
-fn stops_cleanly_on(signal: &str) {
-    let mut child = binary()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ping-min-interval",
-            "500ms",
-        ])
+/// Starts the server (`alone`: `grpc-conform-reference`) on 127.0.0.1:0;
+/// the child and the address it printed.
+fn start(alone: bool) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = server(alone)
+        .args(["--listen", "127.0.0.1:0", "--ping-min-interval", "500ms"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawns");
@@ -52,6 +60,11 @@ fn stops_cleanly_on(signal: &str) {
         .parse()
         .expect("a socket address");
     assert_ne!(addr.port(), 0, "the real port, not 0");
+    (child, addr)
+}
+
+fn stops_cleanly_on(signal: &str, alone: bool) {
+    let (mut child, addr) = start(alone);
     std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .expect("accepts connections");
     let killed = Command::new("kill")
@@ -64,29 +77,56 @@ fn stops_cleanly_on(signal: &str) {
 
 #[test]
 fn serve_prints_its_address_and_stops_on_sigterm() {
-    stops_cleanly_on("-TERM");
+    stops_cleanly_on("-TERM", false);
 }
 
 #[test]
 fn serve_stops_on_sigint() {
-    stops_cleanly_on("-INT");
+    stops_cleanly_on("-INT", false);
 }
 
 #[test]
-fn serve_exits_2_when_it_cannot_listen() {
+fn the_reference_alone_stops_as_serve_does() {
+    stops_cleanly_on("-TERM", true);
+    stops_cleanly_on("-INT", true);
+}
+
+#[test]
+fn the_reference_alone_passes_the_unary_fixtures() {
+    let (mut child, addr) = start(true);
+    let run = binary()
+        .args(["--target", &addr.to_string(), "--filter", "greeter/unary/*"])
+        .output()
+        .expect("runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("passed"), "{stdout}");
+}
+
+#[test]
+fn serve_and_the_reference_alone_exit_2_when_they_cannot_listen() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let addr = taken.local_addr().expect("addr").to_string();
-    let mut child = binary()
-        .args(["serve", "--listen", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawns");
-    assert_eq!(exit_code(&mut child), Some(2));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(
-        stderr.contains(&addr) && stderr.contains("cannot listen"),
-        "{stderr}"
-    );
+    for alone in [false, true] {
+        let mut child = server(alone)
+            .args(["--listen", &addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawns");
+        assert_eq!(exit_code(&mut child), Some(2), "alone: {alone}");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(
+            stderr.contains(&addr) && stderr.contains("cannot listen"),
+            "alone: {alone}: {stderr}"
+        );
+    }
 }
