@@ -404,12 +404,8 @@ fn write_report(
 /// The contract's types, plus --proto files and what --reflect finds on
 /// `target` (A's, or B's when B's flags name their own types).
 async fn descriptors(args: &BenchArgs, target: &Connector) -> Result<Descriptors, CliError> {
-    let mut descriptors = Descriptors::contract().map_err(|e| CliError::Other(e.to_string()))?;
-    for file in &args.protos {
-        descriptors
-            .add_proto(file, &args.proto_paths)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-    }
+    let mut descriptors = crate::session::descriptors(&args.protos, &args.proto_paths)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     if args.reflect {
         descriptors
             .add_reflected(target, args.stall_timeout)
