@@ -168,9 +168,8 @@ async fn round(
         source,
     };
     let mut conns = Vec::with_capacity(shape.connections);
-    let mut drivers = Vec::with_capacity(shape.connections);
     for _ in 0..shape.connections {
-        let (conn, driver) = tokio::time::timeout(
+        let conn = tokio::time::timeout(
             CONNECT_TIMEOUT,
             coalesce::connect(&target.connector, shape.streams > 1),
         )
@@ -182,11 +181,10 @@ async fn round(
         })?
         .map_err(connect_err)?;
         conns.push(conn);
-        drivers.push(driver);
     }
     let uri: http::Uri = format!(
         "{}://{}{}",
-        conns[0].scheme,
+        conns[0].0.scheme,
         target.connector.address(),
         shape.method
     )
@@ -211,7 +209,7 @@ async fn round(
     // the streams a read made ready all send before the connection writes,
     // so their messages leave together, with no hand-over between tasks.
     let mut tasks = Vec::with_capacity(shape.connections);
-    for (c, (conn, driver)) in conns.iter().zip(drivers).enumerate() {
+    for (c, (conn, driver)) in conns.into_iter().enumerate() {
         let of_conn: Vec<_> = (0..shape.streams)
             .map(|s| {
                 let index = c * shape.streams + s;
@@ -244,7 +242,6 @@ async fn round(
     totals.cpu = cpu_after.saturating_sub(cpu_before);
     totals.peak_rss_kb = peak_rss_kb;
     on_phase(RoundPhase::Done);
-    drop(conns);
     Ok((totals, ctx.histogram.snapshot()))
 }
 
