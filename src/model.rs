@@ -41,6 +41,15 @@ pub struct Fixture {
     /// call order, so it does not depend on how they interleaved.
     #[serde(default)]
     pub concurrent: bool,
+    /// Run with no other fixture in flight. For a conversation that takes a
+    /// limit the target may share between connections to its edge (its
+    /// concurrent streams, its tolerance of resets): a proxy carries every
+    /// client connection's calls on a few backend connections, so another
+    /// fixture's call in flight at the same time would meet that limit too
+    /// and be refused. A raw script with an `open_many` or `reset_many`
+    /// step runs alone whatever this says.
+    #[serde(default)]
+    pub alone: bool,
     /// Frame-level script (raw driver) instead of `calls`; see [`RawStep`].
     #[serde(default)]
     pub raw: Vec<RawStep>,

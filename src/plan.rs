@@ -6,7 +6,9 @@ use crate::{
     fixture::NamedFixture,
     model::{Fixture, RawStep, Step},
 };
+use futures::{Stream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 /// A name pattern: a glob when it has `*`, `?` or `[`, otherwise a substring.
 #[derive(Clone, Debug)]
@@ -188,6 +190,40 @@ pub fn parse_known_flaky(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// Whether the fixture runs with no other fixture in flight: it says so,
+/// or it opens or resets streams by the hundred (see [`Fixture::alone`]).
+pub fn runs_alone(fixture: &Fixture) -> bool {
+    fixture.alone
+        || fixture
+            .raw
+            .iter()
+            .any(|step| matches!(step, RawStep::OpenMany(_) | RawStep::ResetMany(_)))
+}
+
+/// The order a run starts its items in, and how many at once: those that
+/// run `alone` first, one at a time, then the others `jobs` at a time, the
+/// longest `wait_ms` first (a long one started last would hold the run's
+/// end; reports are sorted by name, so only the end moves). The stream
+/// yields each outcome of `run` as it ends.
+pub fn schedule<T, R, Fut>(
+    items: Vec<T>,
+    jobs: usize,
+    alone: impl Fn(&T) -> bool,
+    wait_ms: impl Fn(&T) -> u64,
+    run: impl Fn(T) -> Fut + Clone,
+) -> impl Stream<Item = R>
+where
+    Fut: Future<Output = R>,
+{
+    let (by_themselves, mut together): (Vec<T>, Vec<T>) = items.into_iter().partition(alone);
+    together.sort_by_key(|item| std::cmp::Reverse(wait_ms(item)));
+    let one_at_a_time = futures::stream::iter(by_themselves).then(run.clone());
+    let the_rest = futures::stream::iter(together)
+        .map(run)
+        .buffer_unordered(jobs.max(1));
+    one_at_a_time.chain(the_rest)
+}
+
 /// A rough guess of how long a fixture waits, in milliseconds before
 /// `--time-scale`: its pauses, the pauses its control headers ask of the
 /// server, its deadlines and its raw waits. Runs start the longest first so
@@ -249,6 +285,43 @@ mod tests {
         let g = NamePattern::parse("greeter/*/cancel-*").unwrap();
         assert!(g.matches("greeter/client-stream/cancel-mid-stream"));
         assert!(!g.matches("chat/bidi/cancel-mid-stream"));
+    }
+
+    /// Items `(name, alone, wait)`; each records how many were in flight
+    /// while it ran.
+    #[tokio::test]
+    async fn alone_items_run_first_with_nothing_else_in_flight() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let items = vec![
+            ("short", false, 1),
+            ("many-streams", true, 0),
+            ("long", false, 9),
+            ("also-alone", true, 5),
+            ("middle", false, 4),
+        ];
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let run = {
+            let in_flight = in_flight.clone();
+            move |(name, _, _): (&'static str, bool, u64)| {
+                let in_flight = in_flight.clone();
+                async move {
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    // Long enough for the others the limit lets in to start.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    let most = now.max(in_flight.load(Ordering::SeqCst));
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    (name, most)
+                }
+            }
+        };
+        let ran: Vec<(&str, usize)> = schedule(items, 3, |i| i.1, |i| i.2, run).collect().await;
+        assert_eq!(&ran[..2], &[("many-streams", 1), ("also-alone", 1)]);
+        let mut rest: Vec<&str> = ran[2..].iter().map(|r| r.0).collect();
+        // The other three started together.
+        assert_eq!(ran[2..].iter().map(|r| r.1).max(), Some(3), "{ran:?}");
+        rest.sort();
+        assert_eq!(rest, ["long", "middle", "short"]);
     }
 
     #[test]

@@ -215,14 +215,19 @@ pub async fn run(
     });
     let shared = Arc::new(config);
     let jobs = shared.jobs.max(1);
-    let mut fixtures = shared.fixtures.clone();
-    // Longest first: reports are sorted by name, so only the run's end moves.
-    fixtures.sort_by_key(|f| std::cmp::Reverse(plan::expected_wait_ms(&f.fixture)));
-    let mut stream = futures::stream::iter(fixtures.into_iter().map(|f| {
-        let shared = shared.clone();
-        async move { run_one(&shared, &f).await }
-    }))
-    .buffer_unordered(jobs);
+    let mut stream = Box::pin(plan::schedule(
+        shared.fixtures.clone(),
+        jobs,
+        |f| plan::runs_alone(&f.fixture),
+        |f| plan::expected_wait_ms(&f.fixture),
+        {
+            let shared = shared.clone();
+            move |f| {
+                let shared = shared.clone();
+                async move { run_one(&shared, &f).await }
+            }
+        },
+    ));
     let mut results = Vec::with_capacity(total);
     while let Some(result) = stream.next().await {
         let stop = shared.fail_fast && result.verdict.fails_run();
