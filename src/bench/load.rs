@@ -1,10 +1,11 @@
-//! The load itself: connections on the h2 crate, one task per stream, the
+//! The load of server streaming, client streaming and unary calls:
+//! connections on the h2 crate, one future per stream, the
 //! request framed once and sent as a shared `Bytes` (no encoding, no
 //! allocation per message), responses counted by their length prefixes
 //! without being copied or decoded.
 //!
 //! Every wait is bounded by the stall timeout; what a stream keeps in flight
-//! is bounded by its window (bidi) or the messages of one call.
+//! is bounded by the messages of one call.
 
 use super::{
     config::{Mode, Workload},
@@ -62,50 +63,58 @@ pub async fn run_stream(
 ) -> StreamTally {
     let mut stream = Stream {
         sender,
-        tally: StreamTally::new(ctx.histogram.clone()),
-        quota: slot.quota,
-        schedule: ctx
-            .workload
-            .shape
-            .rate
-            .map(|rate| Schedule::new(ctx.phases.start, rate, slot.index, slot.of)),
         stall: ctx.workload.shape.stall_timeout,
-        ctx,
+        book: Ledger::new(ctx, slot),
     };
-    let outcome = match stream.ctx.workload.shape.mode {
-        Mode::Bidi => stream.bidi().await,
+    let outcome = match stream.book.ctx.workload.shape.mode {
+        // Bidi runs on its own engine (`super::bidi`); here it would be a
+        // misrouted round, shown as such rather than a panic.
+        Mode::Bidi => Err("misrouted_bidi"),
         Mode::ServerStreaming => stream.server_streaming().await,
         Mode::ClientStreaming | Mode::Unary => stream.calls().await,
     };
     if let Err(cause) = outcome {
-        stream.tally.counts.error(cause);
+        stream.book.tally.counts.error(cause);
     }
-    stream.tally.flush();
-    stream.tally
+    stream.book.tally.flush();
+    stream.book.tally
 }
 
 /// A client-side reason a call did not end with a status.
-type Cause = &'static str;
+pub(super) type Cause = &'static str;
 
-/// One stream's state.
-struct Stream {
-    sender: SendRequest<Bytes>,
-    ctx: Arc<RoundCtx>,
-    tally: StreamTally,
-    quota: Option<u64>,
-    schedule: Option<Schedule>,
-    stall: Duration,
+/// What one stream counts and when it may send: shared by the h2 streams
+/// here and the bidi engine's ([`super::bidi`]).
+pub(super) struct Ledger {
+    pub(super) ctx: Arc<RoundCtx>,
+    pub(super) tally: StreamTally,
+    pub(super) quota: Option<u64>,
+    pub(super) schedule: Option<Schedule>,
 }
 
-impl Stream {
+impl Ledger {
+    /// The ledger of stream `slot` of a round.
+    pub(super) fn new(ctx: Arc<RoundCtx>, slot: StreamSlot) -> Ledger {
+        Ledger {
+            tally: StreamTally::new(ctx.histogram.clone()),
+            quota: slot.quota,
+            schedule: ctx
+                .workload
+                .shape
+                .rate
+                .map(|rate| Schedule::new(ctx.phases.start, rate, slot.index, slot.of)),
+            ctx,
+        }
+    }
+
     /// Whether a message meant for `at` may still be sent.
-    fn may_send(&self, at: Instant) -> bool {
+    pub(super) fn may_send(&self, at: Instant) -> bool {
         !self.ctx.phases.over(at) && self.quota != Some(0)
     }
 
     /// Counts a message sent at `at` (against the quota when `quota`:
     /// a server stream's quota is of responses); whether it counted.
-    fn count_sent(&mut self, at: Instant, quota: bool) -> bool {
+    pub(super) fn count_sent(&mut self, at: Instant, quota: bool) -> bool {
         let counted = self.ctx.phases.counts(at);
         if counted {
             self.tally.counts.sent += 1;
@@ -117,6 +126,58 @@ impl Stream {
         counted
     }
 
+    /// Counts a call that ended with `status` (an OK one only when it was
+    /// `measured`; failures always, a failing warm-up shows); whether it was OK.
+    pub(super) fn count_call(&mut self, status: Cause, measured: bool) -> bool {
+        if status == "OK" {
+            self.tally.counts.calls += u64::from(measured);
+            true
+        } else {
+            self.tally.counts.error(status);
+            false
+        }
+    }
+
+    /// Counts the echoes completed by `chunk`, received at `now`: each
+    /// takes the oldest message in flight, whose latency it records.
+    pub(super) fn echoes(
+        &mut self,
+        chunk: &[u8],
+        reader: &mut MessageReader,
+        in_flight: &mut VecDeque<(Instant, bool)>,
+        now: Instant,
+    ) {
+        let mut messages = 0;
+        let _ = reader.feed(chunk, |prefix| {
+            messages += 1;
+            let counted = match in_flight.pop_front() {
+                Some((sent, counted)) => {
+                    if counted {
+                        self.tally.latency(now - sent);
+                    }
+                    counted
+                }
+                // More responses than requests: counted, with no latency.
+                None => self.ctx.phases.counts(now),
+            };
+            if counted {
+                self.tally.counts.received += 1;
+                self.tally.counts.bytes_received += 5 + u64::from(prefix.length);
+            }
+            Ok::<_, ()>(())
+        });
+        self.ctx.progress.fetch_add(messages, Ordering::Relaxed);
+    }
+}
+
+/// One h2 stream's state.
+struct Stream {
+    sender: SendRequest<Bytes>,
+    book: Ledger,
+    stall: Duration,
+}
+
+impl Stream {
     /// Opens a call: waits (bounded) for the connection to take a stream.
     async fn open(&mut self) -> Result<(ResponseFuture, SendStream<Bytes>), Cause> {
         let ready = timeout(self.stall, self.sender.clone().ready())
@@ -126,8 +187,8 @@ impl Stream {
         self.sender = ready;
         let mut request = Request::new(());
         *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.ctx.uri.clone();
-        *request.headers_mut() = self.ctx.workload.headers.clone();
+        *request.uri_mut() = self.book.ctx.uri.clone();
+        *request.headers_mut() = self.book.ctx.workload.headers.clone();
         self.sender
             .send_request(request, false)
             .map_err(|e| cause(&e))
@@ -175,144 +236,17 @@ impl Stream {
             .unwrap_or("no_status"))
     }
 
-    /// Counts a call that ended with `status` (an OK one only when it was
-    /// `measured`; failures always, a failing warm-up shows); whether it was OK.
-    fn count_call(&mut self, status: Cause, measured: bool) -> bool {
-        if status == "OK" {
-            self.tally.counts.calls += u64::from(measured);
-            true
-        } else {
-            self.tally.counts.error(status);
-            false
-        }
-    }
-
-    /// Bidi echo: one call for the round, up to `window` messages in
-    /// flight, each latency from its (intended) send to its echo.
-    async fn bidi(&mut self) -> Result<(), Cause> {
-        let window = self.ctx.workload.shape.window;
-        let (response, mut send) = self.open().await?;
-        let mut response = Some(response);
-        let mut recv: Option<RecvStream> = None;
-        let mut head_status = None;
-        let mut reader = MessageReader::new();
-        let mut in_flight: VecDeque<(Instant, bool)> = VecDeque::with_capacity(window);
-        let mut half_closed = false;
-        let mut last_progress = Instant::now();
-        let stall_sleep = tokio::time::sleep(self.stall);
-        let due_sleep = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(stall_sleep, due_sleep);
-        loop {
-            let now = Instant::now();
-            while !half_closed && in_flight.len() < window {
-                let intended = match &self.schedule {
-                    Some(s) if s.next_due() > now => break,
-                    Some(s) => s.next_due(),
-                    None => now,
-                };
-                if !self.may_send(intended) {
-                    send.send_data(Bytes::new(), true).map_err(|e| cause(&e))?;
-                    half_closed = true;
-                    break;
-                }
-                send.send_data(self.ctx.workload.request.clone(), false)
-                    .map_err(|e| cause(&e))?;
-                if in_flight.is_empty() {
-                    last_progress = now;
-                }
-                let counted = self.count_sent(intended, true);
-                in_flight.push_back((intended, counted));
-                if let Some(s) = &mut self.schedule {
-                    s.advance();
-                }
-            }
-            let awaiting_target = !in_flight.is_empty() || half_closed;
-            let awaiting_schedule = !half_closed && in_flight.len() < window;
-            if let (true, Some(s)) = (awaiting_schedule, &self.schedule) {
-                due_sleep.as_mut().reset(s.next_due());
-            }
-            tokio::select! {
-                biased;
-                head = async { response.as_mut().expect("checked").await }, if response.is_some() => {
-                    response = None;
-                    let head = head.map_err(|e| cause(&e))?;
-                    if head.status() != http::StatusCode::OK {
-                        return Err("http_status");
-                    }
-                    head_status = status_of(head.headers());
-                    recv = Some(head.into_body());
-                }
-                chunk = async { recv.as_mut().expect("checked").data().await }, if recv.is_some() => {
-                    let Some(chunk) = chunk else {
-                        let early = !half_closed || !in_flight.is_empty();
-                        let mut body = recv.take().expect("checked");
-                        let status = self.ending(&mut body, head_status).await?;
-                        if early && status == "OK" {
-                            // An echo server ends the call only after the client's half-close.
-                            return Err("ended_early");
-                        }
-                        self.count_call(status, true);
-                        return Ok(());
-                    };
-                    let chunk = chunk.map_err(|e| cause(&e))?;
-                    let body = recv.as_mut().expect("checked");
-                    let _ = body.flow_control().release_capacity(chunk.len());
-                    last_progress = Instant::now();
-                    self.echoes(&chunk, &mut reader, &mut in_flight, last_progress);
-                }
-                () = &mut due_sleep, if awaiting_schedule && self.schedule.is_some() => {}
-                () = &mut stall_sleep, if awaiting_target => {
-                    if Instant::now() >= last_progress + self.stall {
-                        send.send_reset(Reason::CANCEL);
-                        return Err("stalled");
-                    }
-                    stall_sleep.as_mut().reset(last_progress + self.stall);
-                }
-            }
-        }
-    }
-
-    /// Counts the echoes completed by `chunk`, received at `now`.
-    fn echoes(
-        &mut self,
-        chunk: &[u8],
-        reader: &mut MessageReader,
-        in_flight: &mut VecDeque<(Instant, bool)>,
-        now: Instant,
-    ) {
-        let mut messages = 0;
-        let _ = reader.feed(chunk, |prefix| {
-            messages += 1;
-            let counted = match in_flight.pop_front() {
-                Some((sent, counted)) => {
-                    if counted {
-                        self.tally.latency(now - sent);
-                    }
-                    counted
-                }
-                // More responses than requests: counted, with no latency.
-                None => self.ctx.phases.counts(now),
-            };
-            if counted {
-                self.tally.counts.received += 1;
-                self.tally.counts.bytes_received += 5 + u64::from(prefix.length);
-            }
-            Ok::<_, ()>(())
-        });
-        self.ctx.progress.fetch_add(messages, Ordering::Relaxed);
-    }
-
     /// Server streaming: calls one after another, each asking for the
     /// configured number of responses; latency between consecutive
     /// responses (the first: from the request).
     async fn server_streaming(&mut self) -> Result<(), Cause> {
         let mut reader = MessageReader::new();
-        while self.may_send(Instant::now()) {
+        while self.book.may_send(Instant::now()) {
             let (response, mut send) = self.open().await?;
-            send.send_data(self.ctx.workload.request.clone(), true)
+            send.send_data(self.book.ctx.workload.request.clone(), true)
                 .map_err(|e| cause(&e))?;
             let mut last = Instant::now();
-            let measured = self.count_sent(last, false);
+            let measured = self.book.count_sent(last, false);
             let (mut recv, head_status) = self.response(response).await?;
             let mut cancelled = false;
             while !cancelled {
@@ -328,19 +262,23 @@ impl Stream {
                 let mut messages = 0;
                 let _ = reader.feed(&chunk, |prefix| {
                     messages += 1;
-                    if self.ctx.phases.counts(now) && !cancelled {
-                        self.tally.latency(now - last);
-                        self.tally.counts.received += 1;
-                        self.tally.counts.bytes_received += 5 + u64::from(prefix.length);
-                        if let Some(q) = &mut self.quota {
+                    if self.book.ctx.phases.counts(now) && !cancelled {
+                        self.book.tally.latency(now - last);
+                        self.book.tally.counts.received += 1;
+                        self.book.tally.counts.bytes_received += 5 + u64::from(prefix.length);
+                        if let Some(q) = &mut self.book.quota {
                             *q = q.saturating_sub(1);
                         }
                     }
                     last = now;
-                    cancelled = cancelled || self.ctx.phases.over(now) || self.quota == Some(0);
+                    cancelled =
+                        cancelled || self.book.ctx.phases.over(now) || self.book.quota == Some(0);
                     Ok::<_, ()>(())
                 });
-                self.ctx.progress.fetch_add(messages, Ordering::Relaxed);
+                self.book
+                    .ctx
+                    .progress
+                    .fetch_add(messages, Ordering::Relaxed);
             }
             if cancelled {
                 // Our own end of the round, not the target's failure.
@@ -349,7 +287,7 @@ impl Stream {
             }
             reader = MessageReader::new();
             let status = self.ending(&mut recv, head_status).await?;
-            self.count_call(status, measured);
+            self.book.count_call(status, measured);
         }
         Ok(())
     }
@@ -358,49 +296,50 @@ impl Stream {
     /// the configured number of requests; latency from the half-close (its
     /// intended time on the open loop) to the end of the call.
     async fn calls(&mut self) -> Result<(), Cause> {
-        let per_call = match self.ctx.workload.shape.mode {
+        let per_call = match self.book.ctx.workload.shape.mode {
             Mode::Unary => 1,
             Mode::Bidi | Mode::ServerStreaming | Mode::ClientStreaming => {
-                self.ctx.workload.shape.call_messages.max(1)
+                self.book.ctx.workload.shape.call_messages.max(1)
             }
         };
         loop {
             let first = self
+                .book
                 .schedule
                 .as_ref()
                 .map_or_else(Instant::now, Schedule::next_due);
-            if !self.may_send(first) {
+            if !self.book.may_send(first) {
                 return Ok(());
             }
             let (response, mut send) = self.open().await?;
             let mut last_intended = first;
             for i in 0..per_call {
-                let intended = match &self.schedule {
+                let intended = match &self.book.schedule {
                     Some(s) => {
                         sleep_until(s.next_due()).await;
                         s.next_due()
                     }
                     None => Instant::now(),
                 };
-                if !self.may_send(intended) {
+                if !self.book.may_send(intended) {
                     send.send_data(Bytes::new(), true).map_err(|e| cause(&e))?;
                     break;
                 }
                 let last = i + 1 == per_call;
-                send.send_data(self.ctx.workload.request.clone(), last)
+                send.send_data(self.book.ctx.workload.request.clone(), last)
                     .map_err(|e| cause(&e))?;
-                self.count_sent(intended, true);
+                self.book.count_sent(intended, true);
                 last_intended = intended;
-                if let Some(s) = &mut self.schedule {
+                if let Some(s) = &mut self.book.schedule {
                     s.advance();
                 }
             }
             let (mut recv, head_status) = self.response(response).await?;
-            let counted = self.ctx.phases.counts(last_intended);
+            let counted = self.book.ctx.phases.counts(last_intended);
             self.call_responses(&mut recv, counted).await?;
             let status = self.ending(&mut recv, head_status).await?;
-            if self.count_call(status, counted) && counted {
-                self.tally.latency(Instant::now() - last_intended);
+            if self.book.count_call(status, counted) && counted {
+                self.book.tally.latency(Instant::now() - last_intended);
             }
         }
     }
@@ -418,12 +357,15 @@ impl Stream {
             let _ = reader.feed(&chunk, |prefix| {
                 messages += 1;
                 if counted {
-                    self.tally.counts.received += 1;
-                    self.tally.counts.bytes_received += 5 + u64::from(prefix.length);
+                    self.book.tally.counts.received += 1;
+                    self.book.tally.counts.bytes_received += 5 + u64::from(prefix.length);
                 }
                 Ok::<_, ()>(())
             });
-            self.ctx.progress.fetch_add(messages, Ordering::Relaxed);
+            self.book
+                .ctx
+                .progress
+                .fetch_add(messages, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -431,8 +373,12 @@ impl Stream {
 
 /// The name of the `grpc-status` in `headers`, when there is one.
 fn status_of(headers: &HeaderMap) -> Option<Cause> {
-    let value = headers.get("grpc-status")?;
-    let code: usize = value.to_str().ok()?.trim().parse().ok()?;
+    status_name(headers.get("grpc-status")?.as_bytes())
+}
+
+/// The name of the status a `grpc-status` value gives, when it is a number.
+pub(super) fn status_name(value: &[u8]) -> Option<Cause> {
+    let code: usize = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
     Some(STATUS_NAMES.get(code).copied().unwrap_or("OTHER_CODE"))
 }
 

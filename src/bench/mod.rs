@@ -3,10 +3,12 @@
 //! compared round by round (docs/bench.md).
 //!
 //! One module a stage: [`config`] (what to send, checked and prepared once)
-//! → [`schedule`] and [`load`] (the streams on h2) → [`stats`] (counts,
+//! → [`schedule`], then [`bidi`] (bidi echo on the kit's own frames) or
+//! [`load`] (the other modes' streams on h2) → [`stats`] (counts,
 //! histogram, CPU) → [`output`] (human, JSON, CSV). [`reference`] starts the
 //! embedded reference as a child process when no target is given.
 
+pub mod bidi;
 pub mod coalesce;
 pub mod config;
 pub mod load;
@@ -16,7 +18,7 @@ pub mod schedule;
 pub mod stats;
 
 use crate::drive::{Connector, DriveError};
-use config::{Until, Workload};
+use config::{Mode, Until, Workload};
 use load::{RoundCtx, StreamSlot};
 use schedule::Phases;
 use stats::{Figures, SharedHistogram, Totals};
@@ -169,27 +171,21 @@ async fn round(
     };
     let mut conns = Vec::with_capacity(shape.connections);
     for _ in 0..shape.connections {
-        let conn = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            coalesce::connect(&target.connector, shape.streams > 1),
-        )
-        .await
-        .map_err(|_| {
-            connect_err(DriveError::Handshake(format!(
-                "no HTTP/2 connection within {CONNECT_TIMEOUT:?}"
-            )))
-        })?
-        .map_err(connect_err)?;
-        conns.push(conn);
+        conns.push(
+            tokio::time::timeout(CONNECT_TIMEOUT, open(&target.connector, shape))
+                .await
+                .map_err(|_| {
+                    connect_err(DriveError::Handshake(format!(
+                        "no HTTP/2 connection within {CONNECT_TIMEOUT:?}"
+                    )))
+                })?
+                .map_err(connect_err)?,
+        );
     }
-    let uri: http::Uri = format!(
-        "{}://{}{}",
-        conns[0].0.scheme,
-        target.connector.address(),
-        shape.method
-    )
-    .parse()
-    .map_err(|e| BenchError::Usage(format!("--method {}: {e}", shape.method)))?;
+    let authority = target.connector.address();
+    let uri: http::Uri = format!("{}://{authority}{}", conns[0].scheme(), shape.method)
+        .parse()
+        .map_err(|e| BenchError::Usage(format!("--method {}: {e}", shape.method)))?;
     let duration = match shape.until {
         Until::Duration(d) => Some(d),
         Until::Messages(_) => None,
@@ -209,22 +205,33 @@ async fn round(
     // the streams a read made ready all send before the connection writes,
     // so their messages leave together, with no hand-over between tasks.
     let mut tasks = Vec::with_capacity(shape.connections);
-    for (c, (conn, driver)) in conns.into_iter().enumerate() {
-        let of_conn: Vec<_> = (0..shape.streams)
+    for (c, conn) in conns.into_iter().enumerate() {
+        let slots: Vec<StreamSlot> = (0..shape.streams)
             .map(|s| {
                 let index = c * shape.streams + s;
-                let slot = StreamSlot {
+                StreamSlot {
                     index,
                     of: streams,
                     quota: quota(shape.until, index, streams),
-                };
-                load::run_stream(conn.sender.clone(), ctx.clone(), slot)
+                }
             })
             .collect();
-        tasks.push(tokio::spawn(coalesce::drive(
-            driver,
-            futures::future::join_all(of_conn),
-        )));
+        tasks.push(match conn {
+            Opened::Frames { io, scheme } => tokio::spawn(bidi::run_connection(
+                io,
+                scheme,
+                authority.to_string(),
+                ctx.clone(),
+                slots,
+            )),
+            Opened::H2(h2) => {
+                let (conn, driver) = *h2;
+                let of_conn = slots
+                    .into_iter()
+                    .map(|slot| load::run_stream(conn.sender.clone(), ctx.clone(), slot));
+                tokio::spawn(coalesce::drive(driver, futures::future::join_all(of_conn)))
+            }
+        });
     }
     tokio::time::sleep_until(ctx.phases.measure_from).await;
     on_phase(RoundPhase::Measuring);
@@ -243,6 +250,41 @@ async fn round(
     totals.peak_rss_kb = peak_rss_kb;
     on_phase(RoundPhase::Done);
     Ok((totals, ctx.histogram.snapshot()))
+}
+
+/// A load connection, on the engine of its mode.
+enum Opened {
+    /// Bidi echo: the kit's own frames ([`bidi`]).
+    Frames {
+        io: Box<dyn crate::drive::connect::Io>,
+        scheme: &'static str,
+    },
+    /// Every other mode: h2 ([`load`]), writes coalesced when it carries
+    /// more than one stream.
+    H2(Box<(coalesce::LoadConn, coalesce::Driver)>),
+}
+
+impl Opened {
+    fn scheme(&self) -> &'static str {
+        match self {
+            Opened::Frames { scheme, .. } => scheme,
+            Opened::H2(h2) => h2.0.scheme,
+        }
+    }
+}
+
+/// Opens a connection for `shape`'s mode. The caller bounds the time.
+async fn open(connector: &Connector, shape: &config::LoadShape) -> Result<Opened, DriveError> {
+    match shape.mode {
+        Mode::Bidi => {
+            let (io, scheme) = connector.connect_io().await?;
+            Ok(Opened::Frames { io, scheme })
+        }
+        Mode::ServerStreaming | Mode::ClientStreaming | Mode::Unary => {
+            let opened = coalesce::connect(connector, shape.streams > 1).await?;
+            Ok(Opened::H2(Box::new(opened)))
+        }
+    }
 }
 
 /// Stream `index`'s share of a message count (the first streams take the

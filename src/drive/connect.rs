@@ -209,7 +209,7 @@ impl Connector {
 
 /// Connection window of a load connection: 16 streams' worth of the 4 MiB
 /// stream window.
-const LOAD_CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+pub(crate) const LOAD_CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
 
 /// The HTTP/2 settings of a load connection (`grpc-conform bench`): the
 /// conversations', with a connection window as large as 16 stream windows so

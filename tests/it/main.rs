@@ -1,6 +1,7 @@
 //! The one integration-test binary: a module per area.
 
 mod bench;
+mod bench_frames;
 mod bounds;
 mod capabilities;
 mod cli;

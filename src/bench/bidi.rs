@@ -1,0 +1,724 @@
+//! Bidi echo load on the kit's own HTTP/2 frames: one state machine per
+//! connection holds all its streams, reads every frame the target sent in
+//! one pass, lets each stream send what its window allows, and writes it
+//! all out in one write. No stream store, lock or waker per message, as a
+//! general HTTP/2 library needs: what the load generator spends per
+//! message is the work of the message itself (docs/bench.md, the load
+//! generator's own cost).
+//!
+//! Every buffer is bounded: the read buffer by the frame size it
+//! advertises, a header block by [`MAX_HEADER_BLOCK`], the write buffer by
+//! [`WRITE_BUFFER`], what the target may send by the windows it gives.
+//! Every wait is bounded by the stall timeout.
+
+use super::load::{Cause, Ledger, RoundCtx, StreamSlot};
+use super::stats::StreamTally;
+use crate::drive::connect::{Io, LOAD_CONNECTION_WINDOW};
+use crate::wire::bounds::MAX_HEADER_BLOCK;
+use crate::wire::frame::{error_code, flag, kind, FrameHeader, CLIENT_PREFACE, HEADER_LEN};
+use crate::wire::message::MessageReader;
+use bytes::{Buf, BufMut, BytesMut};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Frame payloads we take (SETTINGS_MAX_FRAME_SIZE, the default).
+const MAX_FRAME: usize = 16 * 1024;
+/// Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE).
+const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+/// Bytes queued before the streams stop sending until the socket takes them.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Flag bits of HEADERS and DATA beyond END_STREAM (RFC 9113 section 6).
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+
+/// Runs one connection's bidi streams (`slots`) until each has ended; their
+/// tallies, in slot order. `io` is connected; nothing was sent on it yet.
+pub async fn run_connection(
+    io: Box<dyn Io>,
+    scheme: &str,
+    authority: String,
+    ctx: Arc<RoundCtx>,
+    slots: Vec<StreamSlot>,
+) -> Vec<StreamTally> {
+    let mut conn = Conn::new(io, ctx, slots);
+    conn.start(scheme, &authority);
+    let mut timers = Timers {
+        due: Box::pin(tokio::time::sleep_until(conn.last_progress)),
+        stall: Box::pin(tokio::time::sleep_until(conn.last_progress + conn.stall)),
+    };
+    std::future::poll_fn(|cx| conn.poll(cx, &mut timers)).await;
+    conn.calls
+        .into_iter()
+        .map(|mut call| {
+            call.book.tally.flush();
+            call.book.tally
+        })
+        .collect()
+}
+
+/// One bidi call of the connection.
+struct Call {
+    /// Its HTTP/2 stream id.
+    id: u32,
+    book: Ledger,
+    /// Bytes it may still send (the target's window for it).
+    send_window: i64,
+    /// Bytes received and not yet given back with WINDOW_UPDATE.
+    received: u32,
+    /// Messages sent and not yet echoed: intended send time, counted.
+    in_flight: VecDeque<(Instant, bool)>,
+    reader: MessageReader,
+    half_closed: bool,
+    /// The response headers came: with the status they ended the call with.
+    head: Option<Option<Cause>>,
+    ended: bool,
+}
+
+/// The two timers of a connection: the next intended send of the open
+/// loop, and the stall bound.
+struct Timers {
+    due: Pin<Box<Sleep>>,
+    stall: Pin<Box<Sleep>>,
+}
+
+/// A header block being received (HEADERS, then CONTINUATION frames).
+struct Block {
+    stream: u32,
+    end_stream: bool,
+    bytes: Vec<u8>,
+}
+
+struct Conn {
+    io: Box<dyn Io>,
+    ctx: Arc<RoundCtx>,
+    calls: Vec<Call>,
+    out: BytesMut,
+    input: BytesMut,
+    hpack: loona_hpack::Decoder<'static>,
+    block: Option<Block>,
+    /// Bytes the connection may still send.
+    send_window: i64,
+    /// The target's SETTINGS_INITIAL_WINDOW_SIZE and MAX_FRAME_SIZE.
+    peer_stream_window: i64,
+    peer_max_frame: usize,
+    /// Bytes received on the connection, not yet given back.
+    received: u32,
+    /// The connection's receive window (what `received` is measured against).
+    window: u32,
+    /// The last stream id the target's GOAWAY said it would process.
+    goaway: Option<u32>,
+    last_progress: Instant,
+    /// When the last read returned (the receive time of what it brought).
+    read_at: Instant,
+    stall: std::time::Duration,
+    window_per_stream: usize,
+}
+
+impl Conn {
+    fn new(io: Box<dyn Io>, ctx: Arc<RoundCtx>, slots: Vec<StreamSlot>) -> Conn {
+        let calls = slots
+            .into_iter()
+            .enumerate()
+            .map(|(i, slot)| Call {
+                id: 1 + 2 * i as u32,
+                book: Ledger::new(ctx.clone(), slot),
+                send_window: 65_535,
+                received: 0,
+                in_flight: VecDeque::new(),
+                reader: MessageReader::new(),
+                half_closed: false,
+                head: None,
+                ended: false,
+            })
+            .collect();
+        let shape = &ctx.workload.shape;
+        Conn {
+            io,
+            calls,
+            out: BytesMut::with_capacity(64 * 1024),
+            input: BytesMut::with_capacity(2 * MAX_FRAME),
+            hpack: loona_hpack::Decoder::new(),
+            block: None,
+            send_window: 65_535,
+            peer_stream_window: 65_535,
+            peer_max_frame: MAX_FRAME,
+            received: 0,
+            window: LOAD_CONNECTION_WINDOW,
+            goaway: None,
+            last_progress: Instant::now(),
+            read_at: Instant::now(),
+            stall: shape.stall_timeout,
+            window_per_stream: shape.window.max(1),
+            ctx,
+        }
+    }
+
+    /// The preface, our SETTINGS, the connection window, and every call's
+    /// HEADERS (one header block for all: literals without indexing, so it
+    /// means the same on every stream).
+    fn start(&mut self, scheme: &str, authority: &str) {
+        self.out.put_slice(CLIENT_PREFACE);
+        let settings: [(u16, u32); 3] = [
+            (0x2, 0),             // ENABLE_PUSH
+            (0x4, STREAM_WINDOW), // INITIAL_WINDOW_SIZE
+            (0x6, MAX_HEADER_BLOCK as u32),
+        ];
+        put_header(&mut self.out, 6 * settings.len(), kind::SETTINGS, 0, 0);
+        for (id, value) in settings {
+            self.out.put_u16(id);
+            self.out.put_u32(value);
+        }
+        self.put_window_update(0, self.window - 65_535);
+        let block = header_block(
+            scheme,
+            authority,
+            self.ctx.uri.path(),
+            &self.ctx.workload.headers,
+        );
+        for i in 0..self.calls.len() {
+            let id = self.calls[i].id;
+            self.put_header_block(id, &block);
+        }
+    }
+
+    /// One pass: reads and handles what came, lets the calls send, writes;
+    /// ready once every call has ended and what was queued is written.
+    fn poll(&mut self, cx: &mut Context<'_>, timers: &mut Timers) -> Poll<()> {
+        loop {
+            let read = match self.poll_read(cx) {
+                Ok(read) => read,
+                Err(cause) => {
+                    self.end_all(cause);
+                    return Poll::Ready(());
+                }
+            };
+            let now = if read { self.read_at } else { Instant::now() };
+            let next_due = self.send(now);
+            if let Err(()) = self.poll_write(cx) {
+                self.end_all("transport");
+                return Poll::Ready(());
+            }
+            if self.calls.iter().all(|c| c.ended) && self.out.is_empty() {
+                return Poll::Ready(());
+            }
+            if let Some(due) = next_due {
+                if timers.due.deadline() != due {
+                    timers.due.as_mut().reset(due);
+                }
+                if timers.due.as_mut().poll(cx).is_ready() {
+                    continue;
+                }
+            }
+            if self.waiting() && timers.stall.as_mut().poll(cx).is_ready() {
+                if now >= self.last_progress + self.stall {
+                    self.stalled();
+                    let _ = self.poll_write(cx);
+                    return Poll::Ready(());
+                }
+                timers.stall.as_mut().reset(self.last_progress + self.stall);
+                continue;
+            }
+            if !read {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Reads what the socket has and handles every whole frame; whether
+    /// anything came. Err: the connection is over, with why.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Cause> {
+        let mut any = false;
+        loop {
+            self.input.reserve(MAX_FRAME + HEADER_LEN);
+            let spare = self.input.spare_capacity_mut();
+            let mut buf = ReadBuf::uninit(spare);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return Ok(any),
+                Poll::Ready(Err(_)) => return Err(self.closed_cause()),
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    if n == 0 {
+                        return Err(self.closed_cause());
+                    }
+                    // SAFETY: poll_read initialised the first n spare bytes.
+                    unsafe { self.input.set_len(self.input.len() + n) };
+                    any = true;
+                    self.read_at = Instant::now();
+                    self.last_progress = self.read_at;
+                    self.frames()?;
+                }
+            }
+        }
+    }
+
+    /// Why the calls still open end when the connection does.
+    fn closed_cause(&self) -> Cause {
+        if self.goaway.is_some() {
+            "goaway"
+        } else {
+            "transport"
+        }
+    }
+
+    /// Handles every whole frame in the input, leaving a partial one.
+    fn frames(&mut self) -> Result<(), Cause> {
+        let mut input = std::mem::take(&mut self.input);
+        let mut at = 0;
+        let handled = loop {
+            let Some(head) = input.get(at..at + HEADER_LEN) else {
+                break Ok(());
+            };
+            let header = FrameHeader::parse(head.try_into().expect("9 bytes"));
+            let length = header.length as usize;
+            if length > MAX_FRAME {
+                break Err("transport");
+            }
+            let Some(payload) = input.get(at + HEADER_LEN..at + HEADER_LEN + length) else {
+                break Ok(());
+            };
+            if let Err(cause) = self.frame(header, payload) {
+                break Err(cause);
+            }
+            at += HEADER_LEN + length;
+        };
+        input.advance(at);
+        self.input = input;
+        handled
+    }
+
+    /// Handles one frame. Err: the connection cannot go on.
+    fn frame(&mut self, header: FrameHeader, payload: &[u8]) -> Result<(), Cause> {
+        if self.block.is_some() && header.kind != kind::CONTINUATION {
+            return Err("transport");
+        }
+        match header.kind {
+            kind::DATA => self.data(header, payload),
+            kind::HEADERS => {
+                let fragment = unpad(header.flags, payload, header.has(PRIORITY))?;
+                self.block = Some(Block {
+                    stream: header.stream_id,
+                    end_stream: header.has(flag::END_STREAM),
+                    bytes: Vec::new(),
+                });
+                self.fragment(header.flags, fragment)
+            }
+            kind::CONTINUATION => match &self.block {
+                Some(b) if b.stream == header.stream_id => self.fragment(header.flags, payload),
+                _ => Err("transport"),
+            },
+            kind::RST_STREAM => {
+                if let Some(call) = self.call(header.stream_id) {
+                    call.end(Err("reset"));
+                }
+                Ok(())
+            }
+            kind::SETTINGS => {
+                if !header.has(flag::ACK) {
+                    self.settings(payload)?;
+                }
+                Ok(())
+            }
+            kind::PING => {
+                if !header.has(flag::ACK) && payload.len() == 8 {
+                    put_header(&mut self.out, 8, kind::PING, flag::ACK, 0);
+                    self.out.put_slice(payload);
+                }
+                Ok(())
+            }
+            kind::GOAWAY => {
+                let last = payload.get(..4).map_or(0, |b| {
+                    u32::from_be_bytes(b.try_into().expect("4 bytes")) & 0x7fff_ffff
+                });
+                self.goaway = Some(last);
+                for call in self.calls.iter_mut().filter(|c| c.id > last) {
+                    call.end(Err("goaway"));
+                }
+                Ok(())
+            }
+            kind::WINDOW_UPDATE => {
+                let increment = payload.get(..4).map_or(0, |b| {
+                    u32::from_be_bytes(b.try_into().expect("4 bytes")) & 0x7fff_ffff
+                });
+                if header.stream_id == 0 {
+                    self.send_window += i64::from(increment);
+                } else if let Some(call) = self.call(header.stream_id) {
+                    call.send_window += i64::from(increment);
+                }
+                Ok(())
+            }
+            // PRIORITY, PUSH_PROMISE (refused by our SETTINGS), unknown types.
+            _ => Ok(()),
+        }
+    }
+
+    /// A DATA frame: echoes counted, windows given back past half.
+    fn data(&mut self, header: FrameHeader, payload: &[u8]) -> Result<(), Cause> {
+        let length = payload.len() as u32;
+        self.received += length;
+        if self.received >= self.window / 2 {
+            let n = std::mem::take(&mut self.received);
+            self.put_window_update(0, n);
+        }
+        let body = unpad(header.flags, payload, false)?;
+        let now = self.read_at;
+        let Some(index) = self.index(header.stream_id) else {
+            return Ok(());
+        };
+        let call = &mut self.calls[index];
+        call.book
+            .echoes(body, &mut call.reader, &mut call.in_flight, now);
+        call.received += length;
+        let give_back = (call.received >= STREAM_WINDOW / 2 && !header.has(flag::END_STREAM))
+            .then(|| std::mem::take(&mut call.received));
+        if header.has(flag::END_STREAM) {
+            let status = call.head.flatten().unwrap_or("no_status");
+            call.finish(status);
+            self.reset_if_open(index);
+        }
+        if let Some(n) = give_back {
+            self.put_window_update(header.stream_id, n);
+        }
+        Ok(())
+    }
+
+    /// Adds a header block fragment; a whole block is decoded and applied.
+    fn fragment(&mut self, flags: u8, fragment: &[u8]) -> Result<(), Cause> {
+        let block = self.block.as_mut().expect("a block is open");
+        if block.bytes.len() + fragment.len() > MAX_HEADER_BLOCK {
+            return Err("transport");
+        }
+        block.bytes.extend_from_slice(fragment);
+        if flags & END_HEADERS == 0 {
+            return Ok(());
+        }
+        let block = self.block.take().expect("a block is open");
+        let mut http_status = None;
+        let mut grpc_status = None;
+        self.hpack
+            .decode_with_cb(&block.bytes, |name, value| match &name[..] {
+                b":status" => http_status = Some(value.into_owned()),
+                b"grpc-status" => grpc_status = super::load::status_name(&value),
+                _ => {}
+            })
+            .map_err(|_| "transport")?;
+        let Some(index) = self.index(block.stream) else {
+            return Ok(());
+        };
+        let call = &mut self.calls[index];
+        if call.head.is_none() {
+            if http_status.as_deref() != Some(b"200") {
+                call.end(Err("http_status"));
+            } else {
+                call.head = Some(grpc_status);
+                if block.end_stream {
+                    call.finish(grpc_status.unwrap_or("no_status"));
+                }
+            }
+        } else {
+            call.finish(grpc_status.unwrap_or("no_status"));
+        }
+        self.reset_if_open(index);
+        Ok(())
+    }
+
+    /// The target's SETTINGS: the windows and frame size it gives, acked.
+    fn settings(&mut self, payload: &[u8]) -> Result<(), Cause> {
+        if payload.len() % 6 != 0 {
+            return Err("transport");
+        }
+        for setting in payload.chunks_exact(6) {
+            let id = u16::from_be_bytes([setting[0], setting[1]]);
+            let value = u32::from_be_bytes(setting[2..6].try_into().expect("4 bytes"));
+            match id {
+                0x4 => {
+                    let delta = i64::from(value) - self.peer_stream_window;
+                    self.peer_stream_window = i64::from(value);
+                    for call in &mut self.calls {
+                        call.send_window += delta;
+                    }
+                }
+                0x5 => self.peer_max_frame = (value as usize).clamp(MAX_FRAME, 1 << 24),
+                _ => {}
+            }
+        }
+        put_header(&mut self.out, 0, kind::SETTINGS, flag::ACK, 0);
+        Ok(())
+    }
+
+    /// Lets every call send what its window, the flow-control windows, the
+    /// open loop's schedule and the write buffer allow; when the next
+    /// scheduled send is due, if one waits for its time.
+    fn send(&mut self, now: Instant) -> Option<Instant> {
+        let request = self.ctx.workload.request.clone();
+        let need = request.len() as i64;
+        let mut next_due: Option<Instant> = None;
+        for call in &mut self.calls {
+            while !call.ended && !call.half_closed && call.in_flight.len() < self.window_per_stream
+            {
+                let intended = match &call.book.schedule {
+                    Some(s) if s.next_due() > now => {
+                        next_due = Some(next_due.map_or(s.next_due(), |d| d.min(s.next_due())));
+                        break;
+                    }
+                    Some(s) => s.next_due(),
+                    None => now,
+                };
+                if !call.book.may_send(intended) {
+                    put_header(&mut self.out, 0, kind::DATA, flag::END_STREAM, call.id);
+                    call.half_closed = true;
+                    break;
+                }
+                if self.out.len() >= WRITE_BUFFER {
+                    break;
+                }
+                if self.send_window < need || call.send_window < need {
+                    break;
+                }
+                put_data(&mut self.out, call.id, &request, self.peer_max_frame);
+                self.send_window -= need;
+                call.send_window -= need;
+                if call.in_flight.is_empty() {
+                    self.last_progress = now;
+                }
+                let counted = call.book.count_sent(intended, true);
+                call.in_flight.push_back((intended, counted));
+                if let Some(s) = &mut call.book.schedule {
+                    s.advance();
+                }
+            }
+        }
+        // A call held back by a window still half-closes when the round
+        // is over, whatever else wakes the connection or not.
+        let stop_at = self.ctx.phases.stop_at;
+        let window = self.window_per_stream;
+        let may_close = |c: &Call| !c.ended && !c.half_closed && c.in_flight.len() < window;
+        if let Some(stop) = stop_at.filter(|_| self.calls.iter().any(may_close)) {
+            next_due = Some(next_due.map_or(stop, |d| d.min(stop)));
+        }
+        next_due
+    }
+
+    /// Writes out what is queued, as much as the socket takes. Err: the
+    /// socket failed.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
+        while !self.out.is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.out) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Ok(n)) => self.out.advance(n),
+            }
+        }
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Err(_)) => Err(()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a call waits on the target (an echo, or its end).
+    fn waiting(&self) -> bool {
+        self.calls
+            .iter()
+            .any(|c| !c.ended && (!c.in_flight.is_empty() || c.half_closed))
+    }
+
+    /// The stall bound passed with no progress: the waiting calls are
+    /// cancelled and counted as stalled, the others end with the connection.
+    fn stalled(&mut self) {
+        for index in 0..self.calls.len() {
+            if !self.calls[index].ended {
+                let id = self.calls[index].id;
+                self.calls[index].end(Err("stalled"));
+                put_rst_stream(&mut self.out, id, error_code::CANCEL);
+            }
+        }
+    }
+
+    /// Ends every call still open with `cause`.
+    fn end_all(&mut self, cause: Cause) {
+        for call in &mut self.calls {
+            call.end(Err(cause));
+        }
+    }
+
+    /// A call the target ended before we half-closed is reset, so the
+    /// target can forget it.
+    fn reset_if_open(&mut self, index: usize) {
+        let call = &mut self.calls[index];
+        if call.ended && !call.half_closed {
+            call.half_closed = true;
+            put_rst_stream(&mut self.out, call.id, error_code::CANCEL);
+        }
+    }
+
+    fn index(&self, stream: u32) -> Option<usize> {
+        let index = (stream.checked_sub(1)? / 2) as usize;
+        (stream % 2 == 1 && index < self.calls.len() && !self.calls[index].ended).then_some(index)
+    }
+
+    fn call(&mut self, stream: u32) -> Option<&mut Call> {
+        let index = self.index(stream)?;
+        Some(&mut self.calls[index])
+    }
+
+    fn put_window_update(&mut self, stream: u32, increment: u32) {
+        put_header(&mut self.out, 4, kind::WINDOW_UPDATE, 0, stream);
+        self.out.put_u32(increment);
+    }
+
+    /// HEADERS for `stream` carrying `block`, with CONTINUATION frames when
+    /// it is larger than a frame.
+    fn put_header_block(&mut self, stream: u32, block: &[u8]) {
+        let mut chunks = block.chunks(self.peer_max_frame).peekable();
+        let mut frame_kind = kind::HEADERS;
+        while let Some(chunk) = chunks.next() {
+            let flags = if chunks.peek().is_none() {
+                END_HEADERS
+            } else {
+                0
+            };
+            put_header(&mut self.out, chunk.len(), frame_kind, flags, stream);
+            self.out.put_slice(chunk);
+            frame_kind = kind::CONTINUATION;
+        }
+    }
+}
+
+impl Call {
+    /// The call ended with the target's `status`: counted as the echo
+    /// server's end when it came after our half-close and the last echo.
+    fn finish(&mut self, status: Cause) {
+        let early = !self.half_closed || !self.in_flight.is_empty();
+        if early && status == "OK" {
+            // An echo server ends the call only after the client's half-close.
+            self.end(Err("ended_early"));
+        } else {
+            self.end(Ok(status));
+        }
+    }
+
+    /// Ends the call once: a status (counted as a call, or as an error when
+    /// not OK) or a client-side cause.
+    fn end(&mut self, outcome: Result<Cause, Cause>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        match outcome {
+            Ok(status) => {
+                self.book.count_call(status, true);
+            }
+            Err(cause) => self.book.tally.counts.error(cause),
+        }
+    }
+}
+
+/// The payload of a DATA or HEADERS frame without its padding (and a
+/// HEADERS frame's priority fields). Err: padding longer than the frame.
+fn unpad(flags: u8, payload: &[u8], priority: bool) -> Result<&[u8], Cause> {
+    let (pad, mut rest) = if flags & PADDED != 0 {
+        let (&pad, rest) = payload.split_first().ok_or("transport")?;
+        (usize::from(pad), rest)
+    } else {
+        (0, payload)
+    };
+    if priority {
+        rest = rest.get(5..).ok_or("transport")?;
+    }
+    rest.get(..rest.len().checked_sub(pad).ok_or("transport")?)
+        .ok_or("transport")
+}
+
+fn put_header(out: &mut BytesMut, length: usize, kind: u8, flags: u8, stream: u32) {
+    out.put_slice(
+        &FrameHeader {
+            length: length as u32,
+            kind,
+            flags,
+            stream_id: stream,
+        }
+        .encode(),
+    );
+}
+
+/// `message` (framed already) as DATA frames of at most `max_frame`.
+fn put_data(out: &mut BytesMut, stream: u32, message: &[u8], max_frame: usize) {
+    for chunk in message.chunks(max_frame) {
+        put_header(out, chunk.len(), kind::DATA, 0, stream);
+        out.put_slice(chunk);
+    }
+}
+
+fn put_rst_stream(out: &mut BytesMut, stream: u32, code: u32) {
+    put_header(out, 4, kind::RST_STREAM, 0, stream);
+    out.put_u32(code);
+}
+
+/// The request's header block: every field a literal without indexing
+/// (RFC 7541 section 6.2.2), so the same bytes open every stream and
+/// neither side's table changes.
+fn header_block(scheme: &str, authority: &str, path: &str, headers: &http::HeaderMap) -> Vec<u8> {
+    let mut block = Vec::new();
+    let mut field = |name: &[u8], value: &[u8]| {
+        block.push(0x00);
+        for string in [name, value] {
+            loona_hpack::encoder::encode_integer_into(string.len(), 7, 0, &mut block)
+                .expect("a Vec takes every write");
+            block.extend_from_slice(string);
+        }
+    };
+    field(b":method", b"POST");
+    field(b":scheme", scheme.as_bytes());
+    field(b":path", path.as_bytes());
+    field(b":authority", authority.as_bytes());
+    for (name, value) in headers {
+        field(name.as_str().as_bytes(), value.as_bytes());
+    }
+    block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_block_decodes_to_the_request_fields_every_time() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", "application/grpc".parse().unwrap());
+        headers.insert("te", "trailers".parse().unwrap());
+        let block = header_block("http", "127.0.0.1:1", "/ChatService/ChatStream", &headers);
+        let mut decoder = loona_hpack::Decoder::new();
+        for _ in 0..2 {
+            let fields = decoder.decode(&block).unwrap();
+            let fields: Vec<(&[u8], &[u8])> =
+                fields.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+            assert_eq!(
+                fields,
+                [
+                    (&b":method"[..], &b"POST"[..]),
+                    (b":scheme", b"http"),
+                    (b":path", b"/ChatService/ChatStream"),
+                    (b":authority", b"127.0.0.1:1"),
+                    (b"content-type", b"application/grpc"),
+                    (b"te", b"trailers"),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn padding_and_priority_are_taken_off() {
+        assert_eq!(unpad(0, b"abc", false), Ok(&b"abc"[..]));
+        assert_eq!(unpad(PADDED, b"\x02abcxx", false), Ok(&b"abc"[..]));
+        assert_eq!(unpad(PADDED, b"\x0112345abcx", true), Ok(&b"abc"[..]));
+        assert_eq!(unpad(PADDED, b"\x09abc", false), Err("transport"));
+        assert_eq!(unpad(0, b"123", true), Err("transport"));
+    }
+}

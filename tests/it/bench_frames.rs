@@ -1,0 +1,163 @@
+//! The bench's bidi engine against an echo server written frame by frame,
+//! that does what h2 (the reference) never does: a stream window that
+//! takes one message at a time, padded DATA, header blocks split over
+//! CONTINUATION frames, a PING after every echo. Every message must still
+//! come back, every PING be acknowledged, and the calls end OK.
+
+use crate::support::conform;
+use grpc_conform::wire::frame::{flag, kind, FrameHeader, CLIENT_PREFACE, HEADER_LEN};
+use serde_json::Value;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+/// The stream window the server gives: one 1029-byte request at a time.
+const STREAM_WINDOW: u32 = 1100;
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader {
+        length: payload.len() as u32,
+        kind,
+        flags,
+        stream_id: stream,
+    };
+    [&header.encode()[..], payload].concat()
+}
+
+/// A header block in two frames: a padded HEADERS without END_HEADERS, then
+/// a CONTINUATION that ends it.
+fn split_headers(stream: u32, fields: &[(&[u8], &[u8])], end_stream: bool) -> Vec<u8> {
+    let block = loona_hpack::Encoder::new().encode(fields.iter().copied());
+    let (first, rest) = block.split_at(block.len() / 2);
+    let padded = [&[2u8][..], first, &[0, 0]].concat();
+    let end = if end_stream { flag::END_STREAM } else { 0 };
+    [
+        frame(kind::HEADERS, PADDED | end, stream, &padded),
+        frame(kind::CONTINUATION, END_HEADERS, stream, rest),
+    ]
+    .concat()
+}
+
+fn window_update(stream: u32, increment: usize) -> Vec<u8> {
+    frame(
+        kind::WINDOW_UPDATE,
+        0,
+        stream,
+        &(increment as u32).to_be_bytes(),
+    )
+}
+
+/// Serves one connection: echoes every DATA payload back padded, gives the
+/// window back, pings; counts the PINGs sent and acknowledged.
+async fn echo(mut socket: TcpStream, pings: Arc<(AtomicU64, AtomicU64)>) {
+    let mut preface = [0u8; 24];
+    if socket.read_exact(&mut preface).await.is_err() || preface != *CLIENT_PREFACE {
+        return;
+    }
+    let settings = [&0x4u16.to_be_bytes()[..], &STREAM_WINDOW.to_be_bytes()].concat();
+    let mut out = frame(kind::SETTINGS, 0, 0, &settings);
+    loop {
+        if socket.write_all(&std::mem::take(&mut out)).await.is_err() {
+            return;
+        }
+        let mut head = [0u8; HEADER_LEN];
+        if socket.read_exact(&mut head).await.is_err() {
+            return;
+        }
+        let header = FrameHeader::parse(&head);
+        let mut payload = vec![0; header.length as usize];
+        if socket.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        let id = header.stream_id;
+        match header.kind {
+            kind::SETTINGS if !header.has(flag::ACK) => {
+                out = frame(kind::SETTINGS, flag::ACK, 0, &[])
+            }
+            kind::PING if header.has(flag::ACK) => {
+                pings.1.fetch_add(1, Ordering::SeqCst);
+            }
+            kind::HEADERS => {
+                let fields: [(&[u8], &[u8]); 2] =
+                    [(b":status", b"200"), (b"content-type", b"application/grpc")];
+                out = split_headers(id, &fields, false);
+            }
+            kind::DATA => {
+                if !payload.is_empty() {
+                    let padded = [&[3u8][..], &payload, &[0, 0, 0]].concat();
+                    let n = pings.0.fetch_add(1, Ordering::SeqCst);
+                    out = [
+                        frame(kind::DATA, PADDED, id, &padded),
+                        window_update(id, payload.len()),
+                        window_update(0, payload.len()),
+                        frame(kind::PING, 0, 0, &n.to_be_bytes()),
+                    ]
+                    .concat();
+                }
+                if header.has(flag::END_STREAM) {
+                    out.extend(split_headers(id, &[(b"grpc-status", b"0")], true));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bidi_engine_takes_small_windows_padding_continuations_and_pings() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let pings = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let counted = pings.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(echo(socket, counted.clone()));
+        }
+    });
+    // 100 requests of 1029 bytes: more than the connection's initial window.
+    let args = [
+        "bench",
+        "--target",
+        address.as_str(),
+        "--messages",
+        "100",
+        "--streams",
+        "2",
+        "--warmup",
+        "0s",
+        "--stall-timeout",
+        "10s",
+        "--format",
+        "json",
+    ];
+    let args = args.map(str::to_string);
+    let output =
+        tokio::task::spawn_blocking(move || conform().args(args).output().expect("bench runs"))
+            .await
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let doc: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{output:?}"));
+    let s = &doc["summary"][0];
+    assert_eq!(output.status.code(), Some(0), "{doc:#}");
+    assert_eq!(s["messages_received"], 100, "{s:#}");
+    assert_eq!(s["calls"], 2, "{s:#}");
+    assert_eq!(s["errors_by_code"], serde_json::json!({}), "{s:#}");
+    // The bench has exited; the server may not have read its last ACKs yet.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pings.1.load(Ordering::SeqCst) < 100 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (sent, acked) = (
+        pings.0.load(Ordering::SeqCst),
+        pings.1.load(Ordering::SeqCst),
+    );
+    assert_eq!((sent, acked), (100, 100), "every PING acknowledged");
+}
