@@ -73,8 +73,13 @@ struct Call {
     send_window: i64,
     /// Bytes received and not yet given back with WINDOW_UPDATE.
     received: u32,
-    /// Messages sent and not yet echoed: intended send time, counted.
+    /// Messages sent (or being sent) and not yet echoed: intended send
+    /// time, counted.
     in_flight: VecDeque<(Instant, bool)>,
+    /// Bytes of the last message the flow-control windows held back.
+    unsent: usize,
+    /// It has a message to start and no flow-control window to send it in.
+    blocked: bool,
     reader: MessageReader,
     half_closed: bool,
     /// The response headers came: with the status they ended the call with.
@@ -133,6 +138,8 @@ impl Conn {
                 send_window: 65_535,
                 received: 0,
                 in_flight: VecDeque::new(),
+                unsent: 0,
+                blocked: false,
                 reader: MessageReader::new(),
                 half_closed: false,
                 head: None,
@@ -252,7 +259,6 @@ impl Conn {
                     unsafe { self.input.set_len(self.input.len() + n) };
                     any = true;
                     self.read_at = Instant::now();
-                    self.last_progress = self.read_at;
                     self.frames()?;
                 }
             }
@@ -298,6 +304,22 @@ impl Conn {
     fn frame(&mut self, header: FrameHeader, payload: &[u8]) -> Result<(), Cause> {
         if self.block.is_some() && header.kind != kind::CONTINUATION {
             return Err("transport");
+        }
+        // Progress is what answers the calls or lets them send; PINGs,
+        // PRIORITY and frames of unknown types are not, so a target that
+        // sends only those stalls.
+        let progress = matches!(
+            header.kind,
+            kind::DATA
+                | kind::HEADERS
+                | kind::CONTINUATION
+                | kind::RST_STREAM
+                | kind::SETTINGS
+                | kind::GOAWAY
+                | kind::WINDOW_UPDATE
+        );
+        if progress {
+            self.last_progress = self.read_at;
         }
         match header.kind {
             kind::DATA => self.data(header, payload),
@@ -454,15 +476,44 @@ impl Conn {
     }
 
     /// Lets every call send what its window, the flow-control windows, the
-    /// open loop's schedule and the write buffer allow; when the next
-    /// scheduled send is due, if one waits for its time.
+    /// open loop's schedule and the write buffer allow (a message larger
+    /// than a flow-control window goes out in parts as the target gives
+    /// window); when the next scheduled send is due, if one waits for its
+    /// time.
     fn send(&mut self, now: Instant) -> Option<Instant> {
         let request = self.ctx.workload.request.clone();
-        let need = request.len() as i64;
+        let window = self.window_per_stream;
+        let Conn {
+            calls,
+            out,
+            send_window,
+            peer_max_frame,
+            last_progress,
+            ..
+        } = self;
         let mut next_due: Option<Instant> = None;
-        for call in &mut self.calls {
-            while !call.ended && !call.half_closed && call.in_flight.len() < self.window_per_stream
-            {
+        for call in calls.iter_mut() {
+            while !call.ended && !call.half_closed && out.len() < WRITE_BUFFER {
+                if call.unsent > 0 {
+                    let n = (call.unsent as i64).min(*send_window).min(call.send_window);
+                    if n <= 0 {
+                        break;
+                    }
+                    let from = request.len() - call.unsent;
+                    put_data(
+                        out,
+                        call.id,
+                        &request[from..from + n as usize],
+                        *peer_max_frame,
+                    );
+                    *send_window -= n;
+                    call.send_window -= n;
+                    call.unsent -= n as usize;
+                    continue;
+                }
+                if call.in_flight.len() >= window {
+                    break;
+                }
                 let intended = match &call.book.schedule {
                     Some(s) if s.next_due() > now => {
                         next_due = Some(next_due.map_or(s.next_due(), |d| d.min(s.next_due())));
@@ -472,34 +523,38 @@ impl Conn {
                     None => now,
                 };
                 if !call.book.may_send(intended) {
-                    put_header(&mut self.out, 0, kind::DATA, flag::END_STREAM, call.id);
+                    put_header(out, 0, kind::DATA, flag::END_STREAM, call.id);
                     call.half_closed = true;
                     break;
                 }
-                if self.out.len() >= WRITE_BUFFER {
+                if *send_window <= 0 || call.send_window <= 0 {
+                    // Waiting on the target's window from now on.
+                    if !call.blocked && call.in_flight.is_empty() {
+                        *last_progress = now;
+                    }
+                    call.blocked = true;
                     break;
                 }
-                if self.send_window < need || call.send_window < need {
-                    break;
+                if call.in_flight.is_empty() && !call.blocked {
+                    *last_progress = now;
                 }
-                put_data(&mut self.out, call.id, &request, self.peer_max_frame);
-                self.send_window -= need;
-                call.send_window -= need;
-                if call.in_flight.is_empty() {
-                    self.last_progress = now;
-                }
+                call.blocked = false;
                 let counted = call.book.count_sent(intended, true);
                 call.in_flight.push_back((intended, counted));
+                call.unsent = request.len();
                 if let Some(s) = &mut call.book.schedule {
                     s.advance();
                 }
             }
         }
         // A call held back by a window still half-closes when the round
-        // is over, whatever else wakes the connection or not.
-        let stop_at = self.ctx.phases.stop_at;
-        let window = self.window_per_stream;
-        let may_close = |c: &Call| !c.ended && !c.half_closed && c.in_flight.len() < window;
+        // is over, whatever else wakes the connection or not (with the
+        // write buffer full, the socket's taking it wakes the connection).
+        let stop_at = (self.out.len() < WRITE_BUFFER)
+            .then_some(self.ctx.phases.stop_at)
+            .flatten();
+        let may_close =
+            |c: &Call| !c.ended && !c.half_closed && c.unsent == 0 && c.in_flight.len() < window;
         if let Some(stop) = stop_at.filter(|_| self.calls.iter().any(may_close)) {
             next_due = Some(next_due.map_or(stop, |d| d.min(stop)));
         }
@@ -522,11 +577,12 @@ impl Conn {
         }
     }
 
-    /// Whether a call waits on the target (an echo, or its end).
+    /// Whether a call waits on the target (an echo, window to send in,
+    /// or its end).
     fn waiting(&self) -> bool {
         self.calls
             .iter()
-            .any(|c| !c.ended && (!c.in_flight.is_empty() || c.half_closed))
+            .any(|c| !c.ended && (!c.in_flight.is_empty() || c.half_closed || c.blocked))
     }
 
     /// The stall bound passed with no progress: the waiting calls are

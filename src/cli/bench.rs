@@ -81,7 +81,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub call_messages: u32,
     /// A stream that waits this long for the target (a connection, headers,
-    /// a message) ends with `stalled`, and the run stops after that round.
+    /// a message, flow-control window; PINGs are no answer) ends with
+    /// `stalled`, and the run stops after that round.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub stall_timeout: Duration,
     /// Compile these .proto files (protox) for --method on your own service; repeatable.

@@ -1,8 +1,10 @@
 //! The bench's bidi engine against an echo server written frame by frame,
-//! that does what h2 (the reference) never does: a stream window that
-//! takes one message at a time, padded DATA, header blocks split over
-//! CONTINUATION frames, a PING after every echo. Every message must still
-//! come back, every PING be acknowledged, and the calls end OK.
+//! that does what h2 (the reference) never does: a stream window smaller
+//! than a message (which goes out in parts as the window is given back),
+//! padded DATA, header blocks split over CONTINUATION frames, a PING after
+//! every DATA frame. Every message must still come back, every PING be
+//! acknowledged, and the calls end OK; and a target that stops giving
+//! window back, however much it pings, ends the run as stalled.
 
 use crate::support::conform;
 use grpc_conform::wire::frame::{flag, kind, FrameHeader, CLIENT_PREFACE, HEADER_LEN};
@@ -18,8 +20,17 @@ use tokio::{
 
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
-/// The stream window the server gives: one 1029-byte request at a time.
-const STREAM_WINDOW: u32 = 1100;
+/// How the echo server treats flow control.
+#[derive(Clone, Copy)]
+struct Windows {
+    /// Its SETTINGS_INITIAL_WINDOW_SIZE.
+    stream: u32,
+    /// Whether it gives back the window of what it received.
+    give_back: bool,
+}
+
+/// PINGs the server sent, and the ACKs it got.
+type Pings = Arc<(AtomicU64, AtomicU64)>;
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
@@ -55,13 +66,13 @@ fn window_update(stream: u32, increment: usize) -> Vec<u8> {
 }
 
 /// Serves one connection: echoes every DATA payload back padded, gives the
-/// window back, pings; counts the PINGs sent and acknowledged.
-async fn echo(mut socket: TcpStream, pings: Arc<(AtomicU64, AtomicU64)>) {
+/// window back (or not), pings; counts the PINGs sent and acknowledged.
+async fn echo(mut socket: TcpStream, windows: Windows, pings: Pings) {
     let mut preface = [0u8; 24];
     if socket.read_exact(&mut preface).await.is_err() || preface != *CLIENT_PREFACE {
         return;
     }
-    let settings = [&0x4u16.to_be_bytes()[..], &STREAM_WINDOW.to_be_bytes()].concat();
+    let settings = [&0x4u16.to_be_bytes()[..], &windows.stream.to_be_bytes()].concat();
     let mut out = frame(kind::SETTINGS, 0, 0, &settings);
     loop {
         if socket.write_all(&std::mem::take(&mut out)).await.is_err() {
@@ -82,7 +93,12 @@ async fn echo(mut socket: TcpStream, pings: Arc<(AtomicU64, AtomicU64)>) {
                 out = frame(kind::SETTINGS, flag::ACK, 0, &[])
             }
             kind::PING if header.has(flag::ACK) => {
-                pings.1.fetch_add(1, Ordering::SeqCst);
+                let n = pings.1.fetch_add(1, Ordering::SeqCst);
+                // One that keeps its window pings on and on.
+                if !windows.give_back {
+                    pings.0.fetch_add(1, Ordering::SeqCst);
+                    out = frame(kind::PING, 0, 0, &n.to_be_bytes());
+                }
             }
             kind::HEADERS => {
                 let fields: [(&[u8], &[u8]); 2] =
@@ -93,13 +109,12 @@ async fn echo(mut socket: TcpStream, pings: Arc<(AtomicU64, AtomicU64)>) {
                 if !payload.is_empty() {
                     let padded = [&[3u8][..], &payload, &[0, 0, 0]].concat();
                     let n = pings.0.fetch_add(1, Ordering::SeqCst);
-                    out = [
-                        frame(kind::DATA, PADDED, id, &padded),
-                        window_update(id, payload.len()),
-                        window_update(0, payload.len()),
-                        frame(kind::PING, 0, 0, &n.to_be_bytes()),
-                    ]
-                    .concat();
+                    out = frame(kind::DATA, PADDED, id, &padded);
+                    if windows.give_back {
+                        out.extend(window_update(id, payload.len()));
+                        out.extend(window_update(0, payload.len()));
+                    }
+                    out.extend(frame(kind::PING, 0, 0, &n.to_be_bytes()));
                 }
                 if header.has(flag::END_STREAM) {
                     out.extend(split_headers(id, &[(b"grpc-status", b"0")], true));
@@ -110,54 +125,102 @@ async fn echo(mut socket: TcpStream, pings: Arc<(AtomicU64, AtomicU64)>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bidi_engine_takes_small_windows_padding_continuations_and_pings() {
+/// Starts the echo server; its address and ping counts.
+async fn start(windows: Windows) -> (String, Pings) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    let pings = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let pings = Pings::default();
     let counted = pings.clone();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(echo(socket, counted.clone()));
+            tokio::spawn(echo(socket, windows, counted.clone()));
         }
     });
-    // 100 requests of 1029 bytes: more than the connection's initial window.
-    let args = [
+    (address, pings)
+}
+
+/// Runs `grpc-conform bench` on two streams against `address` with `args`;
+/// the exit code and the report.
+async fn bench(address: &str, args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec![
         "bench",
         "--target",
-        address.as_str(),
-        "--messages",
-        "100",
+        address,
         "--streams",
         "2",
         "--warmup",
         "0s",
-        "--stall-timeout",
-        "10s",
-        "--format",
-        "json",
     ];
-    let args = args.map(str::to_string);
+    all.extend(args);
+    all.extend(["--format", "json"]);
+    let all: Vec<String> = all.into_iter().map(str::to_string).collect();
     let output =
-        tokio::task::spawn_blocking(move || conform().args(args).output().expect("bench runs"))
+        tokio::task::spawn_blocking(move || conform().args(all).output().expect("bench runs"))
             .await
             .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let doc: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{output:?}"));
+    (output.status.code(), doc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bidi_engine_takes_small_windows_padding_continuations_and_pings() {
+    // Under a third of a request.
+    let windows = Windows {
+        stream: 1100,
+        give_back: true,
+    };
+    let (address, pings) = start(windows).await;
+    // 100 requests of 3005 bytes: several times the connection's initial
+    // window, each in parts.
+    let args = [
+        "--size",
+        "3000",
+        "--messages",
+        "100",
+        "--stall-timeout",
+        "10s",
+    ];
+    let (code, doc) = bench(&address, &args).await;
     let s = &doc["summary"][0];
-    assert_eq!(output.status.code(), Some(0), "{doc:#}");
+    assert_eq!(code, Some(0), "{doc:#}");
     assert_eq!(s["messages_received"], 100, "{s:#}");
     assert_eq!(s["calls"], 2, "{s:#}");
     assert_eq!(s["errors_by_code"], serde_json::json!({}), "{s:#}");
     // The bench has exited; the server may not have read its last ACKs yet.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while pings.1.load(Ordering::SeqCst) < 100 && tokio::time::Instant::now() < deadline {
+    while pings.1.load(Ordering::SeqCst) < pings.0.load(Ordering::SeqCst)
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let (sent, acked) = (
         pings.0.load(Ordering::SeqCst),
         pings.1.load(Ordering::SeqCst),
     );
-    assert_eq!((sent, acked), (100, 100), "every PING acknowledged");
+    assert!(
+        sent >= 300,
+        "each request in three parts or more: {sent} DATA frames"
+    );
+    assert_eq!(acked, sent, "every PING acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_keeps_its_window_stalls_however_much_it_pings() {
+    // Two 1029-byte requests a stream, never given back.
+    let windows = Windows {
+        stream: 2 * 1029,
+        give_back: false,
+    };
+    let (address, pings) = start(windows).await;
+    let args = ["--messages", "100", "--stall-timeout", "2s"];
+    let started = std::time::Instant::now();
+    let (code, doc) = bench(&address, &args).await;
+    let s = &doc["summary"][0];
+    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(s["messages_received"], 4, "two echoes a stream: {s:#}");
+    assert_eq!(s["errors_by_code"]["stalled"], 2, "{s:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(pings.1.load(Ordering::SeqCst) > 100, "it pinged on and on");
 }
