@@ -7,9 +7,11 @@
 //! generator's own cost).
 //!
 //! Every buffer is bounded: the read buffer by the frame size it
-//! advertises, a header block by [`MAX_HEADER_BLOCK`], the write buffer by
-//! [`WRITE_BUFFER`], what the target may send by the windows it gives.
-//! Every wait is bounded by the stall timeout.
+//! advertises, a header block by [`MAX_HEADER_BLOCK`] and the header table
+//! by the default size, what the streams queue by [`WRITE_BUFFER`] and
+//! what reading queues (acknowledgements) by [`MAX_QUEUED`], what the
+//! target may send by the windows it gives. Every wait is bounded by the
+//! stall timeout.
 
 use super::load::{Cause, Ledger, RoundCtx, StreamSlot};
 use super::stats::StreamTally;
@@ -34,6 +36,9 @@ const MAX_FRAME: usize = 16 * 1024;
 const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 /// Bytes queued before the streams stop sending until the socket takes them.
 const WRITE_BUFFER: usize = 256 * 1024;
+/// Bytes queued before the connection stops reading until the socket takes
+/// them (what reading adds: acknowledgements, window updates).
+const MAX_QUEUED: usize = 2 * WRITE_BUFFER;
 /// Flag bits of HEADERS and DATA beyond END_STREAM (RFC 9113 section 6).
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
@@ -152,7 +157,13 @@ impl Conn {
             calls,
             out: BytesMut::with_capacity(64 * 1024),
             input: BytesMut::with_capacity(2 * MAX_FRAME),
-            hpack: loona_hpack::Decoder::new(),
+            hpack: {
+                // The table size our SETTINGS leave at its default: a target
+                // that asks for more is refused, not given the memory.
+                let mut hpack = loona_hpack::Decoder::new();
+                hpack.set_max_allowed_table_size(4096);
+                hpack
+            },
             block: None,
             send_window: 65_535,
             peer_stream_window: 65_535,
@@ -200,7 +211,7 @@ impl Conn {
     /// ready once every call has ended and what was queued is written.
     fn poll(&mut self, cx: &mut Context<'_>, timers: &mut Timers) -> Poll<()> {
         loop {
-            let read = match self.poll_read(cx) {
+            let (read, throttled) = match self.poll_read(cx) {
                 Ok(read) => read,
                 Err(cause) => {
                     self.end_all(cause);
@@ -209,12 +220,18 @@ impl Conn {
             };
             let now = if read { self.read_at } else { Instant::now() };
             let next_due = self.send(now);
+            // The calls stopped at a full buffer, or reading did: once the
+            // socket takes the buffer, nothing else would wake them.
+            let held_back = throttled || self.out.len() >= WRITE_BUFFER;
             if let Err(()) = self.poll_write(cx) {
                 self.end_all("transport");
                 return Poll::Ready(());
             }
             if self.calls.iter().all(|c| c.ended) && self.out.is_empty() {
                 return Poll::Ready(());
+            }
+            if held_back && self.out.len() < WRITE_BUFFER {
+                continue;
             }
             if let Some(due) = next_due {
                 if timers.due.deadline() != due {
@@ -240,15 +257,21 @@ impl Conn {
     }
 
     /// Reads what the socket has and handles every whole frame; whether
-    /// anything came. Err: the connection is over, with why.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Cause> {
+    /// anything came, and whether reading stopped because what the frames
+    /// asked to send (PING and SETTINGS acknowledgements) is more than the
+    /// target takes: a target that floods and never reads is not given
+    /// memory for it. Err: the connection is over, with why.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<(bool, bool), Cause> {
         let mut any = false;
         loop {
+            if self.out.len() >= MAX_QUEUED {
+                return Ok((any, true));
+            }
             self.input.reserve(MAX_FRAME + HEADER_LEN);
             let spare = self.input.spare_capacity_mut();
             let mut buf = ReadBuf::uninit(spare);
             match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-                Poll::Pending => return Ok(any),
+                Poll::Pending => return Ok((any, false)),
                 Poll::Ready(Err(_)) => return Err(self.closed_cause()),
                 Poll::Ready(Ok(())) => {
                     let n = buf.filled().len();
@@ -515,7 +538,9 @@ impl Conn {
                     break;
                 }
                 let intended = match &call.book.schedule {
-                    Some(s) if s.next_due() > now => {
+                    // Its next send is ahead, and the round not over by now
+                    // (once it is, the call half-closes below).
+                    Some(s) if s.next_due() > now && call.book.may_send(now) => {
                         next_due = Some(next_due.map_or(s.next_due(), |d| d.min(s.next_due())));
                         break;
                     }
@@ -549,10 +574,11 @@ impl Conn {
         }
         // A call held back by a window still half-closes when the round
         // is over, whatever else wakes the connection or not (with the
-        // write buffer full, the socket's taking it wakes the connection).
+        // write buffer full, `poll` goes on once the socket takes it).
         let stop_at = (self.out.len() < WRITE_BUFFER)
             .then_some(self.ctx.phases.stop_at)
-            .flatten();
+            .flatten()
+            .filter(|stop| *stop > now);
         let may_close =
             |c: &Call| !c.ended && !c.half_closed && c.unsent == 0 && c.in_flight.len() < window;
         if let Some(stop) = stop_at.filter(|_| self.calls.iter().any(may_close)) {
@@ -577,12 +603,15 @@ impl Conn {
         }
     }
 
-    /// Whether a call waits on the target (an echo, window to send in,
-    /// or its end).
+    /// Whether the connection waits on the target: a call on an echo,
+    /// window to send in, or its end; or the target on taking what is
+    /// queued for it.
     fn waiting(&self) -> bool {
-        self.calls
-            .iter()
-            .any(|c| !c.ended && (!c.in_flight.is_empty() || c.half_closed || c.blocked))
+        !self.out.is_empty()
+            || self
+                .calls
+                .iter()
+                .any(|c| !c.ended && (!c.in_flight.is_empty() || c.half_closed || c.blocked))
     }
 
     /// The stall bound passed with no progress: the waiting calls are

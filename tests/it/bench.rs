@@ -157,6 +157,29 @@ fn the_open_loop_sends_on_its_schedule() {
 }
 
 #[test]
+fn a_slow_open_loop_round_ends_without_spinning() {
+    // 50 msgs/s over 100 streams: each stream sends every 2 s, so when the
+    // round stops most streams' next send is still ahead. They half-close
+    // then; a connection that waited for those sends awake would keep a
+    // core busy until the last of them (up to 2 s).
+    let (code, doc) = bench_json(&[
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+        "--streams",
+        "100",
+    ]);
+    let s = summary(&doc);
+    assert_eq!(code, 0, "{doc:#}");
+    let cores = s["client_cpu_s"].as_f64().unwrap() / s["duration_s"].as_f64().unwrap();
+    assert!(cores < 0.25, "{cores:.2} cores busy for 50 msgs/s: {s:#}");
+    assert!(s["duration_s"].as_f64().unwrap() < 3.0, "{s:#}");
+}
+
+#[test]
 fn csv_has_a_row_per_round_and_target_then_the_summaries() {
     let output = conform()
         .args([

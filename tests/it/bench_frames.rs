@@ -224,3 +224,30 @@ async fn a_target_that_keeps_its_window_stalls_however_much_it_pings() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(pings.1.load(Ordering::SeqCst) > 100, "it pinged on and on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_floods_pings_and_never_reads_is_given_bounded_memory() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let pings: Vec<u8> = (0..4096u64)
+                    .flat_map(|n| frame(kind::PING, 0, 0, &n.to_be_bytes()))
+                    .collect();
+                let mut out = frame(kind::SETTINGS, 0, 0, &[]);
+                // Never reads: the acknowledgements have nowhere to go.
+                while socket.write_all(&out).await.is_ok() {
+                    out.clone_from(&pings);
+                }
+            });
+        }
+    });
+    let args = ["--messages", "100", "--stall-timeout", "2s"];
+    let (code, doc) = bench(&address, &args).await;
+    let s = &doc["summary"][0];
+    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(s["errors_by_code"]["stalled"], 2, "{s:#}");
+    let rss_kb = s["client_peak_rss_kb"].as_u64().unwrap();
+    assert!(rss_kb < 100 * 1024, "peak RSS {rss_kb} KiB: {s:#}");
+}
