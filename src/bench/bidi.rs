@@ -550,6 +550,10 @@ impl Conn {
                 if !call.book.may_send(intended) {
                     put_header(out, 0, kind::DATA, flag::END_STREAM, call.id);
                     call.half_closed = true;
+                    // Waiting on the target's end of the call from now on.
+                    if call.in_flight.is_empty() && !call.blocked {
+                        *last_progress = now;
+                    }
                     break;
                 }
                 if *send_window <= 0 || call.send_window <= 0 {

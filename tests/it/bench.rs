@@ -180,6 +180,27 @@ fn a_slow_open_loop_round_ends_without_spinning() {
 }
 
 #[test]
+fn an_idle_stream_at_the_end_of_a_round_is_not_a_stall() {
+    // One send every 2 s; the round stops at 3.5 s, 1.5 s after the last
+    // echo: the wait for the call's end starts at the half-close.
+    let (code, doc) = bench_json(&[
+        "--rate",
+        "0.5",
+        "--duration",
+        "3500ms",
+        "--warmup",
+        "0s",
+        "--stall-timeout",
+        "1s",
+    ]);
+    let s = summary(&doc);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(s["errors_by_code"], serde_json::json!({}), "{s:#}");
+    assert_eq!(u(&s["calls"]), 1, "{s:#}");
+    assert_eq!(u(&s["messages_received"]), 2, "{s:#}");
+}
+
+#[test]
 fn csv_has_a_row_per_round_and_target_then_the_summaries() {
     let output = conform()
         .args([
