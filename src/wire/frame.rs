@@ -34,6 +34,34 @@ pub mod flag {
     pub const END_STREAM: u8 = 0x1;
     /// ACK on SETTINGS and PING (the same bit as END_STREAM).
     pub const ACK: u8 = 0x1;
+    /// END_HEADERS on HEADERS and CONTINUATION.
+    pub const END_HEADERS: u8 = 0x4;
+    /// PADDED on DATA and HEADERS (RFC 9113 section 6.1).
+    pub const PADDED: u8 = 0x8;
+    /// PRIORITY on HEADERS (RFC 9113 section 6.2).
+    pub const PRIORITY: u8 = 0x20;
+}
+
+/// SETTINGS identifiers (RFC 9113 section 6.5.2).
+pub mod setting {
+    /// SETTINGS_ENABLE_PUSH
+    pub const ENABLE_PUSH: u16 = 0x2;
+    /// SETTINGS_INITIAL_WINDOW_SIZE
+    pub const INITIAL_WINDOW_SIZE: u16 = 0x4;
+    /// SETTINGS_MAX_FRAME_SIZE
+    pub const MAX_FRAME_SIZE: u16 = 0x5;
+    /// SETTINGS_MAX_HEADER_LIST_SIZE
+    pub const MAX_HEADER_LIST_SIZE: u16 = 0x6;
+}
+
+/// The payload of a DATA or HEADERS frame with `flags` without its
+/// padding; `None` when the padding is longer than the frame.
+pub fn without_padding(flags: u8, payload: &[u8]) -> Option<&[u8]> {
+    if flags & flag::PADDED == 0 {
+        return Some(payload);
+    }
+    let (&pad, rest) = payload.split_first()?;
+    rest.get(..rest.len().checked_sub(usize::from(pad))?)
 }
 
 /// HTTP/2 error codes used in GOAWAY and RST_STREAM (RFC 9113 section 7).

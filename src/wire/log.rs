@@ -10,13 +10,6 @@ use super::frame::{flag, kind, FrameHeader, CLIENT_PREFACE, HEADER_LEN};
 use bytes::{Buf, Bytes, BytesMut};
 use std::fmt::Write;
 
-/// PADDED on DATA and HEADERS (RFC 9113 6.1).
-const PADDED: u8 = 0x8;
-/// END_HEADERS on HEADERS and CONTINUATION.
-pub const END_HEADERS: u8 = 0x4;
-/// PRIORITY on HEADERS.
-const PRIORITY: u8 = 0x20;
-
 /// Which way a frame went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
@@ -192,14 +185,14 @@ impl FrameDecoder {
                 let Some(mut block) = strip_padding(h, p) else {
                     return Some(other("bad padding"));
                 };
-                if h.flags & PRIORITY != 0 {
+                if h.flags & flag::PRIORITY != 0 {
                     if block.len() < 5 {
                         return Some(other("short priority"));
                     }
                     block.advance(5);
                 }
                 let end_stream = h.has(flag::END_STREAM);
-                if h.flags & END_HEADERS == 0 {
+                if h.flags & flag::END_HEADERS == 0 {
                     self.partial = Some((h.stream_id, end_stream, block.to_vec(), 0));
                     return None;
                 }
@@ -218,7 +211,7 @@ impl FrameDecoder {
                     )));
                 }
                 block.extend_from_slice(&p);
-                if h.flags & END_HEADERS == 0 {
+                if h.flags & flag::END_HEADERS == 0 {
                     self.partial = Some((h.stream_id, end_stream, block, count + 1));
                     return None;
                 }
@@ -281,17 +274,8 @@ impl FrameDecoder {
 }
 
 /// The payload without its padding, `None` when the padding is impossible.
-fn strip_padding(h: &FrameHeader, mut p: Bytes) -> Option<Bytes> {
-    if h.flags & PADDED == 0 {
-        return Some(p);
-    }
-    let pad = *p.first()? as usize;
-    p.advance(1);
-    if pad > p.len() {
-        return None;
-    }
-    p.truncate(p.len() - pad);
-    Some(p)
+fn strip_padding(h: &FrameHeader, p: Bytes) -> Option<Bytes> {
+    super::frame::without_padding(h.flags, &p).map(|unpadded| p.slice_ref(unpadded))
 }
 
 /// The RFC 9113 name of an error code, or its number.
@@ -467,7 +451,7 @@ mod tests {
             let h = FrameHeader {
                 length: block.len() as u32,
                 kind: kind::HEADERS,
-                flags: END_HEADERS,
+                flags: flag::END_HEADERS,
                 stream_id: id,
             };
             bytes.extend(h.encode());

@@ -2,10 +2,10 @@
 //! in place (echoes counted, header blocks decoded, SETTINGS and PING
 //! acknowledged, windows given back), and what the connection writes.
 
-use super::{Block, Conn, END_HEADERS, MAX_FRAME, PADDED, PRIORITY, STREAM_WINDOW};
+use super::{Block, Conn, MAX_FRAME, STREAM_WINDOW};
 use crate::bench::load::Cause;
 use crate::wire::bounds::MAX_HEADER_BLOCK;
-use crate::wire::frame::{flag, kind, FrameHeader, HEADER_LEN};
+use crate::wire::frame::{flag, kind, setting, without_padding, FrameHeader, HEADER_LEN};
 use bytes::{Buf, BufMut, BytesMut};
 
 impl Conn {
@@ -59,7 +59,7 @@ impl Conn {
         match header.kind {
             kind::DATA => self.data(header, payload),
             kind::HEADERS => {
-                let fragment = unpad(header.flags, payload, header.has(PRIORITY))?;
+                let fragment = unpad(header.flags, payload, header.has(flag::PRIORITY))?;
                 self.block = Some(Block {
                     stream: header.stream_id,
                     end_stream: header.has(flag::END_STREAM),
@@ -153,7 +153,7 @@ impl Conn {
             return Err("transport");
         }
         block.bytes.extend_from_slice(fragment);
-        if flags & END_HEADERS == 0 {
+        if flags & flag::END_HEADERS == 0 {
             return Ok(());
         }
         let block = self.block.take().expect("a block is open");
@@ -195,14 +195,16 @@ impl Conn {
             let id = u16::from_be_bytes([setting[0], setting[1]]);
             let value = u32::from_be_bytes(setting[2..6].try_into().expect("4 bytes"));
             match id {
-                0x4 => {
+                setting::INITIAL_WINDOW_SIZE => {
                     let delta = i64::from(value) - self.peer_stream_window;
                     self.peer_stream_window = i64::from(value);
                     for call in &mut self.calls {
                         call.send_window += delta;
                     }
                 }
-                0x5 => self.peer_max_frame = (value as usize).clamp(MAX_FRAME, 1 << 24),
+                setting::MAX_FRAME_SIZE => {
+                    self.peer_max_frame = (value as usize).clamp(MAX_FRAME, 1 << 24)
+                }
                 _ => {}
             }
         }
@@ -214,17 +216,9 @@ impl Conn {
 /// The payload of a DATA or HEADERS frame without its padding (and a
 /// HEADERS frame's priority fields). Err: padding longer than the frame.
 pub(super) fn unpad(flags: u8, payload: &[u8], priority: bool) -> Result<&[u8], Cause> {
-    let (pad, mut rest) = if flags & PADDED != 0 {
-        let (&pad, rest) = payload.split_first().ok_or("transport")?;
-        (usize::from(pad), rest)
-    } else {
-        (0, payload)
-    };
-    if priority {
-        rest = rest.get(5..).ok_or("transport")?;
-    }
-    rest.get(..rest.len().checked_sub(pad).ok_or("transport")?)
-        .ok_or("transport")
+    let unpadded = without_padding(flags, payload).ok_or("transport")?;
+    let skip = if priority { 5 } else { 0 };
+    unpadded.get(skip..).ok_or("transport")
 }
 
 pub(super) fn put_header(out: &mut BytesMut, length: usize, kind: u8, flags: u8, stream: u32) {
@@ -312,9 +306,9 @@ mod tests {
     #[test]
     fn padding_and_priority_are_taken_off() {
         assert_eq!(unpad(0, b"abc", false), Ok(&b"abc"[..]));
-        assert_eq!(unpad(PADDED, b"\x02abcxx", false), Ok(&b"abc"[..]));
-        assert_eq!(unpad(PADDED, b"\x0112345abcx", true), Ok(&b"abc"[..]));
-        assert_eq!(unpad(PADDED, b"\x09abc", false), Err("transport"));
+        assert_eq!(unpad(flag::PADDED, b"\x02abcxx", false), Ok(&b"abc"[..]));
+        assert_eq!(unpad(flag::PADDED, b"\x0112345abcx", true), Ok(&b"abc"[..]));
+        assert_eq!(unpad(flag::PADDED, b"\x09abc", false), Err("transport"));
         assert_eq!(unpad(0, b"123", true), Err("transport"));
     }
 }

@@ -19,7 +19,7 @@ use super::load::{Cause, Ledger, RoundCtx, StreamSlot};
 use super::stats::StreamTally;
 use crate::drive::connect::{Io, LOAD_CONNECTION_WINDOW};
 use crate::wire::bounds::MAX_HEADER_BLOCK;
-use crate::wire::frame::{error_code, flag, kind, CLIENT_PREFACE, HEADER_LEN};
+use crate::wire::frame::{error_code, flag, kind, setting, CLIENT_PREFACE, HEADER_LEN};
 use crate::wire::message::MessageReader;
 use bytes::{Buf, BufMut, BytesMut};
 use frames::{header_block, put_data, put_header, put_rst_stream};
@@ -42,10 +42,6 @@ const WRITE_BUFFER: usize = 256 * 1024;
 /// Bytes queued before the connection stops reading until the socket takes
 /// them (what reading adds: acknowledgements, window updates).
 const MAX_QUEUED: usize = 2 * WRITE_BUFFER;
-/// Flag bits of HEADERS and DATA beyond END_STREAM (RFC 9113 section 6).
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
-const PRIORITY: u8 = 0x20;
 
 /// Runs one connection's bidi streams (`slots`) until each has ended; their
 /// tallies, in slot order. `io` is connected; nothing was sent on it yet.
@@ -187,10 +183,10 @@ impl Conn {
     /// means the same on every stream).
     fn start(&mut self, scheme: &str, authority: &str) {
         self.out.put_slice(CLIENT_PREFACE);
-        let settings: [(u16, u32); 3] = [
-            (0x2, 0),             // ENABLE_PUSH
-            (0x4, STREAM_WINDOW), // INITIAL_WINDOW_SIZE
-            (0x6, MAX_HEADER_BLOCK as u32),
+        let settings = [
+            (setting::ENABLE_PUSH, 0),
+            (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
+            (setting::MAX_HEADER_LIST_SIZE, MAX_HEADER_BLOCK as u32),
         ];
         put_header(&mut self.out, 6 * settings.len(), kind::SETTINGS, 0, 0);
         for (id, value) in settings {
@@ -471,7 +467,7 @@ impl Conn {
         let mut frame_kind = kind::HEADERS;
         while let Some(chunk) = chunks.next() {
             let flags = if chunks.peek().is_none() {
-                END_HEADERS
+                flag::END_HEADERS
             } else {
                 0
             };

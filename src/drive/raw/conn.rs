@@ -6,7 +6,7 @@ use super::super::{connect::Io, Stop};
 use crate::wire::{
     bounds::may_keep,
     frame::{flag, frame, kind, CLIENT_PREFACE},
-    log::{Body, Dir, Frame, END_HEADERS},
+    log::{Body, Dir, Frame},
     recorder::FrameLog,
 };
 use std::sync::Arc;
@@ -180,7 +180,7 @@ impl RawConn {
         let mut out = Vec::new();
         for (i, chunk) in chunks.iter().enumerate() {
             let last = if i + 1 == chunks.len() {
-                END_HEADERS
+                flag::END_HEADERS
             } else {
                 0
             };

@@ -13,15 +13,11 @@ use crate::{
     },
     wire::{
         frame::{flag, frame, kind},
-        log::{hex, setting_name, END_HEADERS},
+        log::{hex, setting_name},
         message::MessagePrefix,
     },
 };
 
-/// PADDED on DATA and HEADERS (RFC 9113 6.1).
-const PADDED: u8 = 0x8;
-/// PRIORITY on HEADERS (RFC 9113 6.2).
-const PRIORITY_FLAG: u8 = 0x20;
 /// The PRIORITY frame type (RFC 9113 6.3).
 const PRIORITY_FRAME: u8 = 0x2;
 
@@ -100,7 +96,7 @@ impl Script<'_> {
         let mut out = Vec::new();
         for (i, chunk) in chunks.iter().enumerate() {
             let last = if i + 1 == chunks.len() {
-                END_HEADERS
+                flag::END_HEADERS
             } else {
                 0
             };
@@ -111,12 +107,12 @@ impl Script<'_> {
             let mut flags = last | if o.end_stream { flag::END_STREAM } else { 0 };
             let mut payload = Vec::new();
             if let Some(p) = &o.priority {
-                flags |= PRIORITY_FLAG;
+                flags |= flag::PRIORITY;
                 payload.extend(priority_bytes(p)?);
             }
             payload.extend(*chunk);
             if let Some(n) = o.padding {
-                flags |= PADDED;
+                flags |= flag::PADDED;
                 payload = padded(&payload, n);
             }
             out.extend(frame(kind::HEADERS, flags, o.stream, &payload));
@@ -193,7 +189,7 @@ impl Script<'_> {
         let data = padded(&framed(&body), m.padding);
         self.conn
             .writer
-            .write(&frame(kind::DATA, es | PADDED, m.stream, &data))
+            .write(&frame(kind::DATA, es | flag::PADDED, m.stream, &data))
             .await?;
         ev.push(Event::WireSent {
             what: format!(

@@ -5,8 +5,8 @@
 
 use super::fuzz;
 use grpc_conform::wire::{
-    frame::{frame, kind},
-    log::{Body, Dir, FrameDecoder, END_HEADERS},
+    frame::{flag::END_HEADERS, frame, kind},
+    log::{Body, Dir, FrameDecoder},
 };
 use proptest::prelude::*;
 

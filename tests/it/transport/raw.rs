@@ -16,9 +16,6 @@ use tokio::{
 /// Bound on every single wait in these clients.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// END_HEADERS on HEADERS.
-const END_HEADERS: u8 = 0x4;
-
 /// One frame as received.
 #[derive(Debug)]
 pub struct RawFrame {
@@ -112,7 +109,7 @@ impl RawConn {
         ] {
             hpack_literal(&mut block, name, value);
         }
-        self.send(kind::HEADERS, END_HEADERS, stream_id, &block)
+        self.send(kind::HEADERS, flag::END_HEADERS, stream_id, &block)
             .await;
     }
 
