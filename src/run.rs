@@ -214,10 +214,9 @@ pub async fn run(
         capabilities: &config.capabilities,
     });
     let shared = Arc::new(config);
-    let jobs = shared.jobs.max(1);
     let mut stream = Box::pin(plan::schedule(
         shared.fixtures.clone(),
-        jobs,
+        shared.jobs,
         |f| plan::runs_alone(&f.fixture),
         |f| plan::expected_wait_ms(&f.fixture),
         {

@@ -207,9 +207,16 @@ impl Connector {
     }
 }
 
-/// Connection window of a load connection: 16 streams' worth of the 4 MiB
-/// stream window.
-pub(crate) const LOAD_CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+/// The stream window a conversation or a load connection gives the target
+/// (SETTINGS_INITIAL_WINDOW_SIZE).
+pub(crate) const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+
+/// The frame size they take (SETTINGS_MAX_FRAME_SIZE, the default).
+pub(crate) const MAX_FRAME: u32 = 16 * 1024;
+
+/// Connection window of a load connection: 16 streams' worth of the stream
+/// window.
+pub(crate) const LOAD_CONNECTION_WINDOW: u32 = 16 * STREAM_WINDOW;
 
 /// The HTTP/2 settings of a load connection (`grpc-conform bench`): the
 /// conversations', with a connection window as large as 16 stream windows so
@@ -224,8 +231,8 @@ pub(crate) fn load_settings() -> h2::client::Builder {
 fn conversation_settings() -> h2::client::Builder {
     let mut settings = h2::client::Builder::new();
     settings
-        .initial_window_size(4 * 1024 * 1024)
-        .max_frame_size(16 * 1024)
+        .initial_window_size(STREAM_WINDOW)
+        .max_frame_size(MAX_FRAME)
         // A header list as large as the frame log decodes (a target's
         // headers are the transcript's, not a place to fill memory).
         .max_header_list_size(crate::wire::bounds::MAX_HEADER_BLOCK as u32);

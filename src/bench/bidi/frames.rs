@@ -2,8 +2,9 @@
 //! in place (echoes counted, header blocks decoded, SETTINGS and PING
 //! acknowledged, windows given back), and what the connection writes.
 
-use super::{Block, Conn, MAX_FRAME, STREAM_WINDOW};
+use super::{Block, Conn};
 use crate::bench::load::Cause;
+use crate::drive::connect::{LOAD_CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::wire::bounds::MAX_HEADER_BLOCK;
 use crate::wire::frame::{flag, kind, setting, without_padding, FrameHeader, HEADER_LEN};
 use bytes::{Buf, BufMut, BytesMut};
@@ -19,7 +20,7 @@ impl Conn {
             };
             let header = FrameHeader::parse(head.try_into().expect("9 bytes"));
             let length = header.length as usize;
-            if length > MAX_FRAME {
+            if length > MAX_FRAME as usize {
                 break Err("transport");
             }
             let Some(payload) = input.get(at + HEADER_LEN..at + HEADER_LEN + length) else {
@@ -91,9 +92,7 @@ impl Conn {
                 Ok(())
             }
             kind::GOAWAY => {
-                let last = payload.get(..4).map_or(0, |b| {
-                    u32::from_be_bytes(b.try_into().expect("4 bytes")) & 0x7fff_ffff
-                });
+                let last = leading_u31(payload);
                 self.goaway = Some(last);
                 for call in self.calls.iter_mut().filter(|c| c.id > last) {
                     call.end(Err("goaway"));
@@ -101,9 +100,7 @@ impl Conn {
                 Ok(())
             }
             kind::WINDOW_UPDATE => {
-                let increment = payload.get(..4).map_or(0, |b| {
-                    u32::from_be_bytes(b.try_into().expect("4 bytes")) & 0x7fff_ffff
-                });
+                let increment = leading_u31(payload);
                 if header.stream_id == 0 {
                     self.send_window += i64::from(increment);
                 } else if let Some(call) = self.call(header.stream_id) {
@@ -120,7 +117,7 @@ impl Conn {
     fn data(&mut self, header: FrameHeader, payload: &[u8]) -> Result<(), Cause> {
         let length = payload.len() as u32;
         self.received += length;
-        if self.received >= self.window / 2 {
+        if self.received >= LOAD_CONNECTION_WINDOW / 2 {
             let n = std::mem::take(&mut self.received);
             self.put_window_update(0, n);
         }
@@ -203,7 +200,7 @@ impl Conn {
                     }
                 }
                 setting::MAX_FRAME_SIZE => {
-                    self.peer_max_frame = (value as usize).clamp(MAX_FRAME, 1 << 24)
+                    self.peer_max_frame = (value as usize).clamp(MAX_FRAME as usize, (1 << 24) - 1)
                 }
                 _ => {}
             }
@@ -219,6 +216,14 @@ pub(super) fn unpad(flags: u8, payload: &[u8], priority: bool) -> Result<&[u8], 
     let unpadded = without_padding(flags, payload).ok_or("transport")?;
     let skip = if priority { 5 } else { 0 };
     unpadded.get(skip..).ok_or("transport")
+}
+
+/// The 31-bit number a GOAWAY or WINDOW_UPDATE payload starts with (0
+/// when it is too short).
+fn leading_u31(payload: &[u8]) -> u32 {
+    payload.get(..4).map_or(0, |b| {
+        u32::from_be_bytes(b.try_into().expect("4 bytes")) & 0x7fff_ffff
+    })
 }
 
 pub(super) fn put_header(out: &mut BytesMut, length: usize, kind: u8, flags: u8, stream: u32) {

@@ -17,7 +17,7 @@ mod frames;
 
 use super::load::{Cause, Ledger, RoundCtx, StreamSlot};
 use super::stats::StreamTally;
-use crate::drive::connect::{Io, LOAD_CONNECTION_WINDOW};
+use crate::drive::connect::{Io, LOAD_CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::wire::bounds::MAX_HEADER_BLOCK;
 use crate::wire::frame::{error_code, flag, kind, setting, CLIENT_PREFACE, HEADER_LEN};
 use crate::wire::message::MessageReader;
@@ -33,10 +33,6 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Frame payloads we take (SETTINGS_MAX_FRAME_SIZE, the default).
-const MAX_FRAME: usize = 16 * 1024;
-/// Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE).
-const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 /// Bytes queued before the streams stop sending until the socket takes them.
 const WRITE_BUFFER: usize = 256 * 1024;
 /// Bytes queued before the connection stops reading until the socket takes
@@ -118,10 +114,9 @@ struct Conn {
     /// The target's SETTINGS_INITIAL_WINDOW_SIZE and MAX_FRAME_SIZE.
     peer_stream_window: i64,
     peer_max_frame: usize,
-    /// Bytes received on the connection, not yet given back.
+    /// Bytes received on the connection, not yet given back (of
+    /// `LOAD_CONNECTION_WINDOW`).
     received: u32,
-    /// The connection's receive window (what `received` is measured against).
-    window: u32,
     /// The last stream id the target's GOAWAY said it would process.
     goaway: Option<u32>,
     last_progress: Instant,
@@ -155,7 +150,7 @@ impl Conn {
             io,
             calls,
             out: BytesMut::with_capacity(64 * 1024),
-            input: BytesMut::with_capacity(2 * MAX_FRAME),
+            input: BytesMut::with_capacity(2 * MAX_FRAME as usize),
             hpack: {
                 // The table size our SETTINGS leave at its default: a target
                 // that asks for more is refused, not given the memory.
@@ -166,9 +161,8 @@ impl Conn {
             block: None,
             send_window: 65_535,
             peer_stream_window: 65_535,
-            peer_max_frame: MAX_FRAME,
+            peer_max_frame: MAX_FRAME as usize,
             received: 0,
-            window: LOAD_CONNECTION_WINDOW,
             goaway: None,
             last_progress: Instant::now(),
             read_at: Instant::now(),
@@ -193,7 +187,7 @@ impl Conn {
             self.out.put_u16(id);
             self.out.put_u32(value);
         }
-        self.put_window_update(0, self.window - 65_535);
+        self.put_window_update(0, LOAD_CONNECTION_WINDOW - 65_535);
         let block = header_block(
             scheme,
             authority,
@@ -266,7 +260,7 @@ impl Conn {
             if self.out.len() >= MAX_QUEUED {
                 return Ok((any, true));
             }
-            self.input.reserve(MAX_FRAME + HEADER_LEN);
+            self.input.reserve(MAX_FRAME as usize + HEADER_LEN);
             let spare = self.input.spare_capacity_mut();
             let mut buf = ReadBuf::uninit(spare);
             match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
@@ -314,6 +308,7 @@ impl Conn {
         } = self;
         let mut next_due: Option<Instant> = None;
         for call in calls.iter_mut() {
+            let waited = call.waits();
             while !call.ended && !call.half_closed && out.len() < WRITE_BUFFER {
                 if call.unsent > 0 {
                     let n = (call.unsent as i64).min(*send_window).min(call.send_window);
@@ -348,22 +343,11 @@ impl Conn {
                 if !call.book.may_send(intended) {
                     put_header(out, 0, kind::DATA, flag::END_STREAM, call.id);
                     call.half_closed = true;
-                    // Waiting on the target's end of the call from now on.
-                    if call.in_flight.is_empty() && !call.blocked {
-                        *last_progress = now;
-                    }
                     break;
                 }
                 if *send_window <= 0 || call.send_window <= 0 {
-                    // Waiting on the target's window from now on.
-                    if !call.blocked && call.in_flight.is_empty() {
-                        *last_progress = now;
-                    }
                     call.blocked = true;
                     break;
-                }
-                if call.in_flight.is_empty() && !call.blocked {
-                    *last_progress = now;
                 }
                 call.blocked = false;
                 let counted = call.book.count_sent(intended, true);
@@ -372,6 +356,11 @@ impl Conn {
                 if let Some(s) = &mut call.book.schedule {
                     s.advance();
                 }
+            }
+            // The stall bound counts from when a call starts waiting on
+            // the target (an echo, window, or the end of the call).
+            if !waited && call.waits() {
+                *last_progress = now;
             }
         }
         // A call held back by a window still half-closes when the round
@@ -409,11 +398,7 @@ impl Conn {
     /// window to send in, or its end; or the target on taking what is
     /// queued for it.
     fn waiting(&self) -> bool {
-        !self.out.is_empty()
-            || self
-                .calls
-                .iter()
-                .any(|c| !c.ended && (!c.in_flight.is_empty() || c.half_closed || c.blocked))
+        !self.out.is_empty() || self.calls.iter().any(Call::waits)
     }
 
     /// The stall bound passed with no progress: the waiting calls are
@@ -479,6 +464,12 @@ impl Conn {
 }
 
 impl Call {
+    /// Whether it waits on the target: an echo, window to send in, or its
+    /// end.
+    fn waits(&self) -> bool {
+        !self.ended && (!self.in_flight.is_empty() || self.half_closed || self.blocked)
+    }
+
     /// The call ended with the target's `status`: counted as the echo
     /// server's end when it came after our half-close and the last echo.
     fn finish(&mut self, status: Cause) {
