@@ -14,7 +14,7 @@ use std::{
 };
 
 /// Runs `grpc-conform bench ARGS --format json`; the exit code and the document.
-fn bench_json(args: &[&str]) -> (i32, Value) {
+pub(super) fn bench_json(args: &[&str]) -> (i32, Value) {
     let output = conform()
         .arg("bench")
         .args(args)

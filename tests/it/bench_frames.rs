@@ -6,8 +6,7 @@
 //! acknowledged, and the calls end OK; and a target that stops giving
 //! window back, however much it pings, ends the run as stalled.
 
-use crate::support::conform;
-use grpc_conform::wire::frame::{flag, kind, FrameHeader, CLIENT_PREFACE, HEADER_LEN};
+use grpc_conform::wire::frame::{flag, frame, kind, FrameHeader, CLIENT_PREFACE, HEADER_LEN};
 use serde_json::Value;
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -18,8 +17,6 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
 /// How the echo server treats flow control.
 #[derive(Clone, Copy)]
 struct Windows {
@@ -32,16 +29,6 @@ struct Windows {
 /// PINGs the server sent, and the ACKs it got.
 type Pings = Arc<(AtomicU64, AtomicU64)>;
 
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let header = FrameHeader {
-        length: payload.len() as u32,
-        kind,
-        flags,
-        stream_id: stream,
-    };
-    [&header.encode()[..], payload].concat()
-}
-
 /// A header block in two frames: a padded HEADERS without END_HEADERS, then
 /// a CONTINUATION that ends it.
 fn split_headers(stream: u32, fields: &[(&[u8], &[u8])], end_stream: bool) -> Vec<u8> {
@@ -50,8 +37,8 @@ fn split_headers(stream: u32, fields: &[(&[u8], &[u8])], end_stream: bool) -> Ve
     let padded = [&[2u8][..], first, &[0, 0]].concat();
     let end = if end_stream { flag::END_STREAM } else { 0 };
     [
-        frame(kind::HEADERS, PADDED | end, stream, &padded),
-        frame(kind::CONTINUATION, END_HEADERS, stream, rest),
+        frame(kind::HEADERS, flag::PADDED | end, stream, &padded),
+        frame(kind::CONTINUATION, flag::END_HEADERS, stream, rest),
     ]
     .concat()
 }
@@ -109,7 +96,7 @@ async fn echo(mut socket: TcpStream, windows: Windows, pings: Pings) {
                 if !payload.is_empty() {
                     let padded = [&[3u8][..], &payload, &[0, 0, 0]].concat();
                     let n = pings.0.fetch_add(1, Ordering::SeqCst);
-                    out = frame(kind::DATA, PADDED, id, &padded);
+                    out = frame(kind::DATA, flag::PADDED, id, &padded);
                     if windows.give_back {
                         out.extend(window_update(id, payload.len()));
                         out.extend(window_update(0, payload.len()));
@@ -139,29 +126,17 @@ async fn start(windows: Windows) -> (String, Pings) {
     (address, pings)
 }
 
-/// Runs `grpc-conform bench` on two streams against `address` with `args`;
-/// the exit code and the report.
-async fn bench(address: &str, args: &[&str]) -> (Option<i32>, Value) {
-    let mut all = vec![
-        "bench",
-        "--target",
-        address,
-        "--streams",
-        "2",
-        "--warmup",
-        "0s",
-    ];
+/// Runs `grpc-conform bench` on two streams against `address` with `args`
+/// (off the runtime, whose server it talks to); the exit code and the report.
+async fn bench(address: &str, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["--target", address, "--streams", "2", "--warmup", "0s"];
     all.extend(args);
-    all.extend(["--format", "json"]);
     let all: Vec<String> = all.into_iter().map(str::to_string).collect();
-    let output =
-        tokio::task::spawn_blocking(move || conform().args(all).output().expect("bench runs"))
-            .await
-            .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let doc: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{output:?}"));
-    (output.status.code(), doc)
+    tokio::task::spawn_blocking(move || {
+        super::bench::bench_json(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +159,7 @@ async fn the_bidi_engine_takes_small_windows_padding_continuations_and_pings() {
     ];
     let (code, doc) = bench(&address, &args).await;
     let s = &doc["summary"][0];
-    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(code, 0, "{doc:#}");
     assert_eq!(s["messages_received"], 100, "{s:#}");
     assert_eq!(s["calls"], 2, "{s:#}");
     assert_eq!(s["errors_by_code"], serde_json::json!({}), "{s:#}");
@@ -218,7 +193,7 @@ async fn a_target_that_keeps_its_window_stalls_however_much_it_pings() {
     let started = std::time::Instant::now();
     let (code, doc) = bench(&address, &args).await;
     let s = &doc["summary"][0];
-    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(code, 1, "{doc:#}");
     assert_eq!(s["messages_received"], 4, "two echoes a stream: {s:#}");
     assert_eq!(s["errors_by_code"]["stalled"], 2, "{s:#}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
@@ -246,7 +221,7 @@ async fn a_target_that_floods_pings_and_never_reads_is_given_bounded_memory() {
     let args = ["--messages", "100", "--stall-timeout", "2s"];
     let (code, doc) = bench(&address, &args).await;
     let s = &doc["summary"][0];
-    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(code, 1, "{doc:#}");
     assert_eq!(s["errors_by_code"]["stalled"], 2, "{s:#}");
     let rss_kb = s["client_peak_rss_kb"].as_u64().unwrap();
     assert!(rss_kb < 100 * 1024, "peak RSS {rss_kb} KiB: {s:#}");
